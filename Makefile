@@ -1,0 +1,57 @@
+# Every target with a `## description` is listed by `make help`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# uv: the one on PATH, or bootstrapped from PyPI into the user's Python
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen
+PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+.PHONY: help install train test test-all bench format lint clean clean-logs list-configs eval
+
+help: ## Show every target with its description
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
+
+train: .venv/.synced ## Train the default experiment (digits, MLP); add ARGS="..." for overrides
+	$(RUN) python src/train.py $(ARGS)
+
+eval: .venv/.synced ## Evaluate a training run: make eval RUN=logs/train/runs/<run>
+	$(RUN) python src/eval.py run_dir=$(RUN) $(ARGS)
+
+test: .venv/.synced ## Run the fast tests (not marked slow)
+	$(RUN) pytest $(PYTEST_FAST)
+
+test-all: .venv/.synced ## Run every test, the slow ones too
+	$(RUN) pytest -n 2 --dist loadgroup
+
+bench: .venv/.synced ## Time a template epoch against a plain PyTorch loop, and start-up
+	$(RUN) python benchmarks/epoch_speed.py
+
+format: .venv/.synced ## Format the code and sort imports (ruff)
+	$(RUN) ruff check --select I --fix .
+	$(RUN) ruff format .
+
+lint: .venv/.synced ## Check formatting and lint rules (ruff)
+	$(RUN) ruff format --check .
+	$(RUN) ruff check .
+
+list-configs: ## List every option of every config group
+	@cd configs && for group in $$(find . -mindepth 1 -type d ! -path './local*' | sort); do \
+		printf "  \033[36m%-20s\033[0m %s\n" "$${group#./}" \
+		"$$(find $$group -maxdepth 1 -name '*.yaml' -exec basename {} .yaml \; | sort | tr '\n' ' ')"; \
+	done
+
+clean: ## Remove caches and build leftovers (keeps .venv, data and logs)
+	find . -path ./.venv -prune -o -type d \( -name __pycache__ -o -name .pytest_cache -o -name .ruff_cache \) -print0 | xargs -0 rm -rf
+
+clean-logs: ## Delete every run under logs/ (asks nothing: it is what it says)
+	rm -rf logs/*
+	touch logs/.gitkeep

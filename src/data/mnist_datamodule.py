@@ -1,0 +1,101 @@
+"""MNIST through torchvision, with the lightning-hydra-template's 55k/5k/10k split."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from src.data.in_memory_datamodule import InMemoryDataModule
+from src.utils.errors import UserInputError
+
+# the four IDX files torchvision's MNIST reads from <data_dir>/MNIST/raw/
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+class MNISTDataModule(InMemoryDataModule):
+    """MNIST's 70,000 images (train and test files joined, as LHT does), split by count.
+
+    ``prepare_data`` downloads the files when ``download`` is true and they are
+    missing. Offline, the files must already be in ``<data_dir>/MNIST/raw/``
+    (plain or ``.gz``); if they are not, the run stops naming them.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/",
+        train_val_test_split: tuple[int, int, int] = (55_000, 5_000, 10_000),
+        batch_size: int = 128,
+        split_seed: int = 42,
+        shuffle_seed: int | None = None,
+        drop_last: bool = False,
+        download: bool = True,
+    ) -> None:
+        super().__init__(
+            data_dir, train_val_test_split, batch_size, split_seed, shuffle_seed, drop_last
+        )
+        self.download = download
+
+    @property
+    def raw_dir(self) -> Path:
+        return Path(self.data_dir) / "MNIST" / "raw"
+
+    def _missing_files(self) -> list[str]:
+        return [name for name in MNIST_FILES if not (self.raw_dir / name).exists()]
+
+    def _unpack_gz_files(self) -> None:
+        """torchvision reads the plain files: unpack any that are only there as .gz."""
+        for name in self._missing_files():
+            packed = self.raw_dir / f"{name}.gz"
+            if packed.exists():
+                try:
+                    content = gzip.decompress(packed.read_bytes())
+                except (OSError, EOFError) as error:
+                    raise UserInputError(
+                        f"{packed} is not a readable gzip file ({error}). "
+                        "Replace it with an intact copy or delete it."
+                    ) from error
+                partial = self.raw_dir / f"{name}.partial"
+                partial.write_bytes(content)
+                partial.rename(self.raw_dir / name)
+
+    def prepare_data(self) -> None:
+        self._unpack_gz_files()
+        if not self._missing_files():
+            return
+        reason = "downloading is switched off (data.download=false)"
+        if self.download:
+            from torchvision.datasets import MNIST
+
+            try:
+                MNIST(self.data_dir, train=True, download=True)
+                MNIST(self.data_dir, train=False, download=True)
+                return
+            except Exception as error:  # torchvision raises RuntimeError or URLError
+                reason = f"the download failed ({str(error).splitlines()[0]})"
+        missing = ", ".join(self._missing_files())
+        raise UserInputError(
+            f"MNIST files are missing from {self.raw_dir}/ and {reason}. "
+            f"Missing: {missing}. Put these IDX files (plain or .gz) there, "
+            f"or run once with internet access to download them."
+        )
+
+    def load_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.prepare_data()  # a no-op when the files are there; names them when not
+        from torchvision.datasets import MNIST
+
+        parts = [MNIST(self.data_dir, train=train, download=False) for train in (True, False)]
+        x = torch.cat([p.data for p in parts]).float().div_(255.0).unsqueeze(1)
+        y = torch.cat([p.targets for p in parts]).long()
+        return x, y
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"input_shape": [1, 28, 28], "num_classes": 10}

@@ -1,0 +1,197 @@
+"""What every LightningModule of the template shares.
+
+A task module (classification, regression, multihead, LoRA) subclasses
+``BaseLitModule`` and provides only what differs between tasks:
+
+- ``model_step(batch) -> (loss, outputs, targets)``;
+- ``make_metrics() -> MetricCollection`` (cloned per stage as ``train/``,
+  ``val/`` and ``test/``), updated with ``(outputs, targets)`` in
+  ``update_metrics``;
+- ``selection_metric``: the name of the validation metric tracked as
+  ``val/<name>_best`` and whether higher is better.
+
+Everything else lives here once: the optimizer and scheduler from Hydra
+partials, optional ``torch.compile``, logging, the best-so-far tracking that
+ignores Lightning's sanity check, and the random generators' state saved in
+and restored from checkpoints (so a resumed run continues exactly).
+
+Checkpoints hold tensors and plain data only: the net, optimizer, scheduler
+and criterion are not pickled into the hyperparameters, and a checkpoint
+loads with ``torch.load(path, weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
+
+
+def _rng_states() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np_state = states["numpy"]
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class BaseLitModule(LightningModule):
+    """Shared training machinery; see the module docstring for the subclass contract.
+
+    Args:
+        net: the network (an ``nn.Module``, instantiated by Hydra).
+        optimizer: a partial optimizer (``_partial_: true``) taking ``params``.
+        scheduler: an optional partial LR scheduler taking ``optimizer``.
+        criterion: the loss module.
+        compile: compile the net with ``torch.compile`` before fitting.
+        scheduler_monitor: the metric a ``ReduceLROnPlateau``-type scheduler watches.
+    """
+
+    #: (metric name, "max" or "min"): tracked as ``val/<name>_best``
+    selection_metric: tuple[str, str] = ("loss", "min")
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        criterion: nn.Module | None = None,
+        compile: bool = False,
+        scheduler_monitor: str = "val/loss",
+    ) -> None:
+        super().__init__()
+        # plain values only: modules and partials would be pickled into checkpoints
+        self.save_hyperparameters(
+            logger=False, ignore=["net", "optimizer", "scheduler", "criterion"]
+        )
+        self.net = net
+        self.criterion = criterion
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        metrics = self.make_metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        name, mode = self.selection_metric
+        self.val_best: Metric = MaxMetric() if mode == "max" else MinMetric()
+        self.val_best.persistent(True)  # the best-so-far survives a resume
+
+    # -- what a task module provides ----------------------------------------------------
+
+    def make_metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def model_step(self, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
+
+    def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
+        metrics.update(outputs, targets)
+
+    # -- shared ----------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+        loss, outputs, targets = self.model_step(batch)
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        self.update_metrics(metrics, outputs.detach(), targets)
+        self.log(
+            f"{stage}/loss",
+            loss.detach(),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(targets),
+        )
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def _log_epoch_metrics(self, stage: str) -> dict[str, Tensor]:
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        values = metrics.compute()
+        self.log_dict(values, prog_bar=stage != "train", sync_dist=False)
+        metrics.reset()
+        return values
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._log_epoch_metrics("val")
+        if self.trainer.sanity_checking:
+            return  # the sanity check's untrained model must not count as a best
+        name, _ = self.selection_metric
+        self.val_best.update(values[f"val/{name}"])
+        self.log(f"val/{name}_best", self.val_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile and stage == "fit":
+            self.net.compile()  # in place: parameter names (and checkpoints) stay the same
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.hparams.scheduler_monitor,
+                "interval": "epoch",
+                "frequency": 1,
+            },
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])

@@ -1,0 +1,116 @@
+"""Checks on checkpoints and training runs, made before any work starts.
+
+Lightning reports a wrong checkpoint as a long traceback deep inside
+``load_state_dict``. These checks say the same thing in one line: what is
+wrong with which file, and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from src.utils.errors import UserInputError
+
+# ckpt_path values that Lightning resolves itself
+LIGHTNING_CKPT_KEYWORDS = {"last", "best", "hpc", "registry"}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint safely (``weights_only=True``) or say why it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        hint = " (it is a directory: pass run_dir=... to eval.py)" if path.is_dir() else ""
+        raise UserInputError(
+            f"Checkpoint {path} does not exist{hint}. Pass the path of a .ckpt file, "
+            f"for example logs/train/runs/<run>/checkpoints/last.ckpt."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UserInputError(
+            f"Checkpoint {path} cannot be read ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). "
+            "It is corrupt, truncated, or not a checkpoint of this template."
+        ) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserInputError(
+            f"Checkpoint {path} holds no 'state_dict': it is not a Lightning checkpoint."
+        )
+    return checkpoint
+
+
+def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
+    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s."""
+    if str(path) in LIGHTNING_CKPT_KEYWORDS:
+        return
+    saved = read_checkpoint(path)["state_dict"]
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    reshaped = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in saved and hasattr(saved[k], "shape") and saved[k].shape != v.shape
+    ]
+    if not (missing or unexpected or reshaped):
+        return
+    details = []
+    if reshaped:
+        details.append(f"shapes differ (checkpoint vs model): {'; '.join(reshaped[:3])}")
+    if missing:
+        details.append(f"missing from checkpoint: {', '.join(missing[:3])}")
+    if unexpected:
+        details.append(f"not in the model: {', '.join(unexpected[:3])}")
+    more = len(missing) + len(unexpected) + len(reshaped) - sum(
+        min(3, len(x)) for x in (missing, unexpected, reshaped)
+    )
+    raise UserInputError(
+        f"Checkpoint {path} was saved from another architecture than the configured "
+        f"model ({'; '.join(details)}{f'; and {more} more' if more > 0 else ''}). "
+        "Use the model and data settings of the run that wrote it (eval.py run_dir=<run> "
+        "does this for you)."
+    )
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The best checkpoint of a training run, as its ModelCheckpoint recorded it."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        for key, state in read_checkpoint(last).get("callbacks", {}).items():
+            if str(key).startswith("ModelCheckpoint") and state.get("best_model_path"):
+                best = ckpt_dir / Path(state["best_model_path"]).name
+                if best.is_file():
+                    return best
+    candidates = sorted(ckpt_dir.glob("epoch_*.ckpt"))
+    if len(candidates) == 1:
+        return candidates[0]
+    if last.is_file():
+        return last
+    raise UserInputError(
+        f"Run {run_dir} has no checkpoint in {ckpt_dir}/. Was it trained with "
+        "callbacks=none or stopped before the first epoch ended?"
+    )
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def check_batchnorm_batches(model: nn.Module, datamodule: Any) -> None:
+    """BatchNorm cannot train on a batch of one sample: refuse such a batch size,
+    and drop an incomplete last training batch so that no batch of one can occur."""
+    if not has_batchnorm(model):
+        return
+    batch_size = getattr(datamodule, "batch_size", None)
+    if batch_size is not None and batch_size < 2:
+        raise UserInputError(
+            f"data.batch_size={batch_size} cannot train a net with BatchNorm (it needs at "
+            "least 2 samples per batch). Use data.batch_size=2 or more."
+        )
+    if hasattr(datamodule, "drop_last"):
+        datamodule.drop_last = True

@@ -1,0 +1,105 @@
+"""Build callbacks, loggers and the model from their config nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from lightning import Callback, LightningDataModule, LightningModule
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.errors import UserInputError
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
+
+
+def _instantiate_each(cfg: DictConfig | None, kind: str, base: type) -> list[Any]:
+    objects: list[Any] = []
+    if not cfg:
+        log.warning(f"No {kind} configs found! Skipping...")
+        return objects
+    if not isinstance(cfg, DictConfig):
+        raise UserInputError(f"The {kind} config must be a mapping of name to config.")
+    for name, node in cfg.items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            log.info(f"Instantiating {kind[:-1]} <{node._target_}>")
+            obj = hydra.utils.instantiate(node)
+            if not isinstance(obj, base):
+                raise UserInputError(
+                    f"{kind}.{name} builds a {type(obj).__name__}, not a {base.__name__}."
+                )
+            objects.append(obj)
+    return objects
+
+
+def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
+    return _instantiate_each(cfg, "callbacks", Callback)
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
+    return _instantiate_each(cfg, "loggers", Logger)
+
+
+def missing_keys(node: Any, prefix: str) -> list[str]:
+    """Dotted paths of the ``???`` values left in a config node."""
+    found: list[str] = []
+    if isinstance(node, DictConfig):
+        for key in node:
+            path = f"{prefix}.{key}"
+            if OmegaConf.is_missing(node, key):
+                found.append(path)
+            else:
+                found += missing_keys(node[key], path)
+    return found
+
+
+def fill_from_data(node: DictConfig, spec: dict[str, Any]) -> None:
+    """Fill every ``???`` value whose key the data module's ``spec`` names, at any depth."""
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            if key in spec:
+                node[key] = spec[key]
+        elif isinstance(node[key], DictConfig):
+            fill_from_data(node[key], spec)
+
+
+def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) -> LightningModule:
+    """Instantiate the model, taking the values marked ``???`` from ``datamodule.spec``.
+
+    Model configs leave data-dependent values (input shape, number of classes,
+    heads) as ``???``; the data module knows them. A value given on the command
+    line (``model.net.num_classes=5``) is kept.
+    """
+    cfg = model_cfg.copy()
+    spec = dict(getattr(datamodule, "spec", {}) or {})
+    fill_from_data(cfg, spec)
+    left = missing_keys(cfg, "model")
+    if left:
+        raise UserInputError(
+            f"{', '.join(left)} must be set: the data module {type(datamodule).__name__} "
+            f"provides only {sorted(spec) or 'nothing'}. Set it on the command line, "
+            f"for example {left[0]}=..."
+        )
+    log.info(f"Instantiating model <{cfg._target_}>")
+    return hydra.utils.instantiate(cfg)
+
+
+def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
+    """Data module, model, callbacks, loggers and trainer of a run, in that order."""
+    log.info(f"Instantiating datamodule <{cfg.data._target_}>")
+    datamodule: LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model = instantiate_model(cfg.model, datamodule)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return {
+        "cfg": cfg,
+        "datamodule": datamodule,
+        "model": model,
+        "callbacks": callbacks,
+        "logger": loggers,
+        "trainer": trainer,
+    }

@@ -1,0 +1,58 @@
+"""Console logging that speaks once per job, and hyperparameters sent to every logger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import OmegaConf
+
+
+class RankedLogger(logging.LoggerAdapter):
+    """A logger whose messages come from rank 0 only (unless ``rank_zero_only=False``)."""
+
+    def __init__(self, name: str = __name__, rank_zero_only: bool = True) -> None:
+        super().__init__(logging.getLogger(name), extra={})
+        self.rank_zero_only = rank_zero_only
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        rank = getattr(rank_zero_only, "rank", 0)
+        if self.rank_zero_only and rank != 0:
+            return
+        msg, kwargs = self.process(f"[rank: {rank}] {msg}" if rank else msg, kwargs)
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+log = RankedLogger(__name__)
+
+
+def count_parameters(module: Any) -> dict[str, int]:
+    params = list(module.parameters())
+    return {
+        "model/params/total": sum(p.numel() for p in params),
+        "model/params/trainable": sum(p.numel() for p in params if p.requires_grad),
+        "model/params/non_trainable": sum(p.numel() for p in params if not p.requires_grad),
+    }
+
+
+@rank_zero_only
+def log_hyperparameters(object_dict: Mapping[str, Any]) -> None:
+    """Send the composed config, parameter counts and tags to every logger of the trainer."""
+    cfg = OmegaConf.to_container(object_dict["cfg"], resolve=True)
+    trainer = object_dict["trainer"]
+    if not trainer.loggers:
+        log.warning("No logger configured: hyperparameters are not logged.")
+        return
+    hparams: dict[str, Any] = {
+        key: cfg.get(key)
+        for key in ("model", "data", "trainer", "callbacks", "extras", "task_name", "tags")
+    }
+    hparams.update(count_parameters(object_dict["model"]))
+    hparams["ckpt_path"] = cfg.get("ckpt_path")
+    hparams["seed"] = cfg.get("seed")
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams)

@@ -1,0 +1,62 @@
+"""The composed config as a rich tree, and the tags prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import rich
+import rich.syntax
+import rich.tree
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.prompt import Prompt
+
+from src.utils.errors import UserInputError
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
+
+FIRST_FIELDS = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
+
+
+@rank_zero_only
+def print_config_tree(
+    cfg: DictConfig,
+    print_order: Sequence[str] = FIRST_FIELDS,
+    resolve: bool = False,
+    save_to_file: bool = False,
+) -> None:
+    """Print the config as a tree (main groups first) and optionally save it to the run dir."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    queue = [field for field in print_order if field in cfg]
+    queue += [field for field in cfg if field not in queue]
+    for field in queue:
+        branch = tree.add(field, style="dim", guide_style="dim")
+        value = cfg[field]
+        if isinstance(value, DictConfig):
+            text = OmegaConf.to_yaml(value, resolve=resolve)
+        else:
+            text = str(value)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_to_file:
+        with open(Path(cfg.paths.output_dir, "config_tree.log"), "w") as file:
+            rich.print(tree, file=file)
+
+
+@rank_zero_only
+def enforce_tags(cfg: DictConfig, save_to_file: bool = False) -> None:
+    """Ask for tags when none are given (interactive sessions; multirun needs them set)."""
+    if not cfg.get("tags"):
+        if "id" in HydraConfig().cfg.hydra.job:
+            raise UserInputError("A multirun needs tags: add tags=[...] to the command.")
+        log.warning("No tags provided in config. Prompting user to input tags...")
+        tags = Prompt.ask("Enter a list of comma separated tags", default="dev")
+        with open_dict(cfg):
+            cfg.tags = [t.strip() for t in tags.split(",") if t.strip()]
+        log.info(f"Tags: {cfg.tags}")
+    if save_to_file:
+        with open(Path(cfg.paths.output_dir, "tags.log"), "w") as file:
+            rich.print(cfg.tags, file=file)

@@ -1,0 +1,100 @@
+"""Run-level helpers: optional extras, the task wrapper, the metric for sweepers."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from src.utils import rich_utils
+from src.utils.errors import UserInputError
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
+
+# warnings that say nothing actionable about a template run
+KNOWN_NOISE = (
+    r".*does not have many workers.*",  # our loaders need no workers
+    r".*Consider setting `persistent_workers=True`.*",
+    r".*The number of training batches .* is smaller than the logging interval.*",
+    r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
+def extras(cfg: DictConfig) -> None:
+    """Optional utilities before the task starts: quiet known noise, tags, config tree."""
+    if not cfg.get("extras"):
+        return
+    if cfg.extras.get("ignore_warnings"):
+        log.info("Silencing known-noise warnings! <cfg.extras.ignore_warnings=True>")
+        for pattern in KNOWN_NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+    if cfg.extras.get("enforce_tags"):
+        rich_utils.enforce_tags(cfg, save_to_file=True)
+    if cfg.extras.get("print_config"):
+        rich_utils.print_config_tree(cfg, resolve=True, save_to_file=True)
+
+
+def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
+    """Log the output directory however the task ends, and close W&B runs if any."""
+
+    @functools.wraps(task)
+    def wrap(cfg: DictConfig) -> tuple[dict, dict]:
+        try:
+            return task(cfg)
+        finally:
+            log.info(f"Output dir: {cfg.paths.output_dir}")
+            wandb = sys.modules.get("wandb")
+            if wandb is not None and wandb.run is not None:
+                wandb.finish()
+
+    return wrap
+
+
+def exit_on_user_error(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Turn a ``UserInputError`` into its message alone and exit status 1.
+
+    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
+    """
+
+    @functools.wraps(main)
+    def wrap(cfg: DictConfig) -> Any:
+        try:
+            return main(cfg)
+        except UserInputError as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"Error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    return wrap
+
+
+@rank_zero_only
+def print_summary(metric_dict: dict[str, Any], output_dir: str) -> None:
+    """A run's closing lines: its test metrics and where everything was written."""
+    tests = {k: float(v) for k, v in sorted(metric_dict.items()) if k.startswith("test/")}
+    if tests:
+        print("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in tests.items()))
+    print(f"Run directory: {output_dir}")
+
+
+def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> float | None:
+    """The value of ``optimized_metric``, for the sweeper."""
+    if not metric_name:
+        log.info("Metric name is None! Skipping metric value retrieval...")
+        return None
+    if metric_name not in metric_dict:
+        raise UserInputError(
+            f"optimized_metric={metric_name} was not logged. Logged metrics: "
+            f"{sorted(metric_dict)}. Set optimized_metric to one of them."
+        )
+    value = float(metric_dict[metric_name])
+    log.info(f"Retrieved metric value! <{metric_name}={value}>")
+    return value

@@ -1,0 +1,75 @@
+"""Shared fixtures: composed configs pointed at temporary directories, and CLI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rootutils
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+CONFIGS = str(ROOT / "configs")
+
+# quiet and fast: no progress bars or model summaries in tests
+QUIET = ["~callbacks.rich_progress_bar", "~callbacks.model_summary", "extras.print_config=false"]
+
+
+def compose_config(
+    name: str, overrides: list[str], tmp_path: Path, quiet: bool = True
+) -> DictConfig:
+    """Compose configs/<name> with the overrides, writing everything under tmp_path."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose(
+            config_name=name,
+            overrides=[*overrides, *(QUIET if quiet and name == "train.yaml" else [])],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path)
+        cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_model_summary = False
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_cli(script: str, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python src/<script> overrides...`` as a user would, from the project root."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "src" / script), *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture
+def cfg_train(tmp_path: Path) -> DictConfig:
+    """The default training config, for short CPU runs."""
+    return compose_config("train.yaml", ["trainer.max_epochs=1", "logger=csv"], tmp_path)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir with MNIST-format files (real digits, upscaled): 1,200 + 300 images."""
+    from src.data.components.idx import digits_as_mnist, write_mnist_like
+
+    data_dir = tmp_path_factory.mktemp("mnist_small")
+    images, labels = digits_as_mnist(1500, seed=0)
+    write_mnist_like(
+        data_dir / "MNIST" / "raw",
+        train=(images[:1200], labels[:1200]),
+        test=(images[1200:], labels[1200:]),
+    )
+    return data_dir

@@ -1,0 +1,103 @@
+"""Data modules: splits, normalisation, batches cut by index, MNIST from IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.data.components.batches import EpochOrder, TensorBatchLoader
+from src.data.digits_datamodule import DigitsDataModule
+from src.data.mnist_datamodule import MNIST_FILES, MNISTDataModule
+from src.utils.errors import UserInputError
+
+
+def test_digits_split_shapes_and_normalisation() -> None:
+    dm = DigitsDataModule(batch_size=50)
+    dm.setup()
+    sizes = {name: len(x) for name, (x, _) in dm.splits.items()}
+    assert sizes == {"train": 1077, "val": 360, "test": 360}
+    x, y = dm.splits["train"]
+    assert x.shape[1:] == (1, 8, 8) and x.dtype == torch.float32
+    assert abs(float(x.mean())) < 1e-5 and abs(float(x.std()) - 1) < 1e-4
+    assert set(y.tolist()) == set(range(10))
+    # the split depends on split_seed only: the training seed does not move it
+    torch.manual_seed(999)
+    again = DigitsDataModule()
+    again.setup()
+    assert torch.equal(again.splits["test"][1], dm.splits["test"][1])
+    assert dm.spec == {"input_shape": [1, 8, 8], "num_classes": 10}
+
+
+def test_split_must_fit_the_data() -> None:
+    dm = DigitsDataModule(train_val_test_split=(1000, 100, 100))
+    with pytest.raises(UserInputError, match="add up to 1797"):
+        dm.setup()
+
+
+def test_loader_order_depends_on_seed_and_epoch_only() -> None:
+    x = torch.arange(100).float().unsqueeze(1)
+    y = torch.arange(100)
+
+    def epoch_batches(epoch: int, seed: int = 7) -> list[list[int]]:
+        loader = TensorBatchLoader((x, y), batch_size=32, shuffle=True, seed=seed)
+        loader.sampler.set_epoch(epoch)
+        return [b[1].tolist() for b in loader]
+
+    first = epoch_batches(0)
+    assert [len(b) for b in first] == [32, 32, 32, 4]
+    assert sorted(sum(first, [])) == list(range(100))  # every sample once
+    assert epoch_batches(0) == first  # same seed and epoch: same batches
+    assert epoch_batches(1) != first  # a new epoch: a new order
+    assert epoch_batches(0, seed=8) != first
+    assert len(TensorBatchLoader((x, y), 32, drop_last=True)) == 3
+    plain = [b[0] for b in TensorBatchLoader((x, y), 40)]
+    assert torch.equal(torch.cat(plain), x)
+
+
+def test_distributed_shards_are_disjoint_and_equal() -> None:
+    shards = []
+    for rank in range(3):
+        order = EpochOrder(100, shuffle=True, seed=1, rank=rank, world_size=3)
+        order.set_epoch(4)
+        shards.append(order.indices())
+    assert all(len(s) == 33 for s in shards)
+    together = torch.cat(shards)
+    assert len(set(together.tolist())) == 99  # disjoint
+
+
+def test_mnist_from_idx_files(mnist_dir: Path) -> None:
+    dm = MNISTDataModule(data_dir=str(mnist_dir), train_val_test_split=(1000, 200, 300))
+    dm.prepare_data()
+    dm.setup()
+    x, y = dm.splits["train"]
+    assert x.shape == (1000, 1, 28, 28)
+    assert y.dtype == torch.long and int(y.max()) <= 9
+    batch = next(iter(dm.val_dataloader()))
+    assert batch[0].shape == (128, 1, 28, 28)
+
+
+def test_mnist_reads_gzipped_files(mnist_dir: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / f"{name}.gz").write_bytes(gzip.compress((mnist_dir / "MNIST/raw" / name).read_bytes()))
+    dm = MNISTDataModule(data_dir=str(tmp_path), train_val_test_split=(1000, 200, 300), download=False)
+    dm.setup()
+    assert len(dm.splits["test"][0]) == 300
+
+
+def test_mnist_offline_without_files_names_them(tmp_path: Path, mnist_dir: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    shutil.copy(mnist_dir / "MNIST/raw" / MNIST_FILES[0], raw)
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=False)
+    with pytest.raises(UserInputError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert all(name in message for name in MNIST_FILES[1:])
+    assert MNIST_FILES[0] + "," not in message  # the file that is there is not named missing
+    assert sorted(p.name for p in raw.iterdir()) == [MNIST_FILES[0]]  # nothing written
