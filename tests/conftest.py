@@ -17,10 +17,6 @@ from omegaconf import DictConfig, open_dict
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 CONFIGS = str(ROOT / "configs")
 
-# quiet and fast: no progress bars or model summaries in tests
-QUIET = ["~callbacks.rich_progress_bar", "~callbacks.model_summary", "extras.print_config=false"]
-
-
 def compose_config(
     name: str, overrides: list[str], tmp_path: Path, quiet: bool = True
 ) -> DictConfig:
@@ -29,10 +25,15 @@ def compose_config(
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
         cfg = compose(
             config_name=name,
-            overrides=[*overrides, *(QUIET if quiet and name == "train.yaml" else [])],
+            overrides=overrides,
             return_hydra_config=True,
         )
     with open_dict(cfg):
+        if quiet:  # no progress bars, model summaries or config trees in tests
+            for key in ("rich_progress_bar", "model_summary"):
+                if cfg.get("callbacks") and key in cfg.callbacks:
+                    del cfg.callbacks[key]
+            cfg.extras.print_config = False
         cfg.paths.output_dir = str(tmp_path)
         cfg.paths.log_dir = str(tmp_path)
         cfg.trainer.enable_progress_bar = False

@@ -42,17 +42,16 @@ def count_parameters(module: Any) -> dict[str, int]:
 @rank_zero_only
 def log_hyperparameters(object_dict: Mapping[str, Any]) -> None:
     """Send the composed config, parameter counts and tags to every logger of the trainer."""
-    cfg = OmegaConf.to_container(object_dict["cfg"], resolve=True)
+    cfg = object_dict["cfg"]
     trainer = object_dict["trainer"]
     if not trainer.loggers:
         log.warning("No logger configured: hyperparameters are not logged.")
         return
-    hparams: dict[str, Any] = {
-        key: cfg.get(key)
-        for key in ("model", "data", "trainer", "callbacks", "extras", "task_name", "tags")
-    }
+    keys = ("model", "data", "trainer", "callbacks", "extras", "task_name", "tags", "ckpt_path", "seed")
+    hparams: dict[str, Any] = {}
+    for key in keys:
+        value = cfg.get(key)
+        hparams[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     hparams.update(count_parameters(object_dict["model"]))
-    hparams["ckpt_path"] = cfg.get("ckpt_path")
-    hparams["seed"] = cfg.get("seed")
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)

@@ -1,0 +1,134 @@
+"""Every config file of every group composes and instantiates into working objects."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from lightning import Callback, Trainer
+from lightning.pytorch.loggers import Logger
+from omegaconf import OmegaConf
+
+from src.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_model
+from tests.conftest import CONFIGS, compose_config
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIGS) / group).glob("*.yaml"))
+
+
+def test_train_and_eval_configs_have_the_lht_keys(tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [], tmp_path)
+    for key in ("data", "model", "callbacks", "logger", "trainer", "paths", "extras"):
+        assert key in cfg, key
+    for key in ("task_name", "tags", "train", "test", "ckpt_path", "seed", "optimized_metric"):
+        assert key in cfg, key
+    assert cfg.logger.csv._target_.endswith("CSVLogger")
+    assert cfg.optimized_metric == "val/acc_best"
+    eval_cfg = compose_config("eval.yaml", ["ckpt_path=x.ckpt"], tmp_path)
+    assert eval_cfg.ckpt_path == "x.ckpt" and "run_dir" in eval_cfg
+
+
+@pytest.mark.parametrize("data", options("data"))
+def test_every_data_config(data: str, tmp_path: Path, mnist_dir: Path) -> None:
+    cfg = compose_config("train.yaml", [f"data={data}", f"paths.data_dir={mnist_dir}"], tmp_path)
+    if data == "mnist":
+        cfg.data.train_val_test_split = [1000, 200, 300]
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    x, y = next(iter(dm.train_dataloader()))
+    assert list(x.shape[1:]) == dm.spec["input_shape"]
+    assert int(y.max()) < dm.spec["num_classes"]
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_config(model: str, tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [f"model={model}"], tmp_path)
+    dm = hydra.utils.instantiate(cfg.data)
+    module = instantiate_model(cfg.model, dm)
+    x = torch.randn(4, *dm.spec["input_shape"])
+    assert module(x).shape == (4, dm.spec["num_classes"])
+
+
+@pytest.mark.parametrize(
+    "choice", [f"optimizer={o}" for o in options("model/optimizer")]
+    + [f"scheduler={s}" for s in options("model/scheduler")],
+)
+def test_every_optimizer_and_scheduler_config(choice: str, tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [f"model/{choice}"], tmp_path)
+    module = instantiate_model(cfg.model, hydra.utils.instantiate(cfg.data))
+    configured = module.configure_optimizers()
+    assert isinstance(configured["optimizer"], torch.optim.Optimizer)
+    if choice.startswith("scheduler"):
+        assert configured["lr_scheduler"]["scheduler"].optimizer is configured["optimizer"]
+
+
+@pytest.mark.parametrize("callbacks", options("callbacks"))
+def test_every_callbacks_config(callbacks: str, tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [f"callbacks={callbacks}"], tmp_path, quiet=False)
+    made = instantiate_callbacks(cfg.callbacks)
+    assert all(isinstance(c, Callback) for c in made)
+    assert len(made) == {"default": 4, "none": 0}.get(callbacks, 1)
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_every_logger_config(logger: str, tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [f"logger={logger}"], tmp_path)
+    made = instantiate_loggers(cfg.logger)
+    assert len(made) >= 1 and all(isinstance(lg, Logger) for lg in made)
+
+
+HARDWARE = {"gpu": "gpu", "rocm": "gpu", "mps": "mps", "ddp": "gpu"}
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_every_trainer_config(trainer: str, tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [f"trainer={trainer}"], tmp_path)
+    if trainer in HARDWARE:
+        # no such device here: check the config against Trainer's signature instead
+        assert cfg.trainer.accelerator == HARDWARE[trainer]
+        accepted = inspect.signature(Trainer.__init__).parameters
+        unknown = [k for k in cfg.trainer if k != "_target_" and k not in accepted]
+        assert not unknown, f"trainer/{trainer}.yaml has keys Trainer does not take: {unknown}"
+        return
+    made = hydra.utils.instantiate(cfg.trainer)
+    assert isinstance(made, Trainer)
+    if trainer == "ddp_sim":
+        assert made.num_devices == 2 and made.strategy.__class__.__name__ == "DDPStrategy"
+
+
+@pytest.mark.parametrize("debug", options("debug"))
+def test_every_debug_config(debug: str, tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", [f"debug={debug}"], tmp_path)
+    assert cfg.task_name == "debug" and cfg.callbacks is None and cfg.logger is None
+    assert isinstance(hydra.utils.instantiate(cfg.trainer), Trainer)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_config(experiment: str, tmp_path: Path, mnist_dir: Path) -> None:
+    cfg = compose_config(
+        "train.yaml", [f"experiment={experiment}", f"paths.data_dir={mnist_dir}"], tmp_path
+    )
+    assert cfg.tags and cfg.seed is not None
+    dm = hydra.utils.instantiate(cfg.data)
+    module = instantiate_model(cfg.model, dm)
+    assert module(torch.zeros(2, *dm.spec["input_shape"])).shape == (2, dm.spec["num_classes"])
+    assert isinstance(instantiate_callbacks(cfg.callbacks)[0], Callback)
+    assert isinstance(hydra.utils.instantiate(cfg.trainer), Trainer)
+
+
+@pytest.mark.parametrize("search", options("hparams_search"))
+def test_every_hparams_search_config(search: str, tmp_path: Path) -> None:
+    experiment = search.replace("_optuna", "_mlp")
+    cfg = compose_config(
+        "train.yaml", [f"hparams_search={search}", f"experiment={experiment}"], tmp_path
+    )
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    hydra.utils.get_class(sweeper._target_)  # the plugin is installed
+    for key in sweeper.params:  # every searched key exists in the composed config
+        assert OmegaConf.select(cfg, key) is not None, f"{search} searches unknown key {key}"
