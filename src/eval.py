@@ -59,7 +59,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("run_dir"):
         adopt_run_config(cfg)
     if not cfg.get("ckpt_path"):
-        raise UserInputError("Give a checkpoint to evaluate: ckpt_path=<file.ckpt> or run_dir=<run>.")
+        raise UserInputError(
+            "Give a checkpoint to evaluate: ckpt_path=<file.ckpt> or run_dir=<run>."
+        )
     objects = instantiate_run(cfg)
     check_checkpoint_fits(cfg.ckpt_path, objects["model"])
     if objects["logger"]:

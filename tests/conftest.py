@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 CONFIGS = str(ROOT / "configs")
 
+
 def compose_config(
     name: str, overrides: list[str], tmp_path: Path, quiet: bool = True
 ) -> DictConfig:

@@ -55,7 +55,8 @@ def test_every_model_config(model: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "choice", [f"optimizer={o}" for o in options("model/optimizer")]
+    "choice",
+    [f"optimizer={o}" for o in options("model/optimizer")]
     + [f"scheduler={s}" for s in options("model/scheduler")],
 )
 def test_every_optimizer_and_scheduler_config(choice: str, tmp_path: Path) -> None:

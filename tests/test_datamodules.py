@@ -84,8 +84,12 @@ def test_mnist_reads_gzipped_files(mnist_dir: Path, tmp_path: Path) -> None:
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in MNIST_FILES:
-        (raw / f"{name}.gz").write_bytes(gzip.compress((mnist_dir / "MNIST/raw" / name).read_bytes()))
-    dm = MNISTDataModule(data_dir=str(tmp_path), train_val_test_split=(1000, 200, 300), download=False)
+        (raw / f"{name}.gz").write_bytes(
+            gzip.compress((mnist_dir / "MNIST/raw" / name).read_bytes())
+        )
+    dm = MNISTDataModule(
+        data_dir=str(tmp_path), train_val_test_split=(1000, 200, 300), download=False
+    )
     dm.setup()
     assert len(dm.splits["test"][0]) == 300
 

@@ -69,6 +69,19 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+class _LossTotals(dict):
+    """Per stage: a (sum of loss x samples, samples) tensor on the module's device,
+    made on first use in an epoch and dropped when the epoch's loss is logged."""
+
+    def __init__(self, module: LightningModule) -> None:
+        super().__init__()
+        self.module = module
+
+    def __missing__(self, stage: str) -> Tensor:
+        self[stage] = torch.zeros(2, device=self.module.device)
+        return self[stage]
+
+
 class BaseLitModule(LightningModule):
     """Shared training machinery; see the module docstring for the subclass contract.
 
@@ -109,6 +122,7 @@ class BaseLitModule(LightningModule):
         name, mode = self.selection_metric
         self.val_best: Metric = MaxMetric() if mode == "max" else MinMetric()
         self.val_best.persistent(True)  # the best-so-far survives a resume
+        self._loss_totals: dict[str, Tensor] = _LossTotals(self)
 
     # -- what a task module provides ----------------------------------------------------
 
@@ -130,14 +144,11 @@ class BaseLitModule(LightningModule):
         loss, outputs, targets = self.model_step(batch)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         self.update_metrics(metrics, outputs.detach(), targets)
-        self.log(
-            f"{stage}/loss",
-            loss.detach(),
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(targets),
-        )
+        # a running sum instead of a self.log call per step: Lightning's per-call
+        # bookkeeping costs about as much as a small model's whole step
+        totals = self._loss_totals[stage]
+        totals[0] += loss.detach() * len(targets)
+        totals[1] += len(targets)
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -152,7 +163,13 @@ class BaseLitModule(LightningModule):
     def _log_epoch_metrics(self, stage: str) -> dict[str, Tensor]:
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         values = metrics.compute()
-        self.log_dict(values, prog_bar=stage != "train", sync_dist=False)
+        totals = self._loss_totals.pop(stage, None)
+        if totals is not None and totals[1] > 0:
+            # every process ran equally many, equally large batches: the mean of the
+            # processes' means (sync_dist) is the mean over all samples
+            self.log(f"{stage}/loss", totals[0] / totals[1], prog_bar=True, sync_dist=True)
+        # torchmetrics has synced its states already: the reduction changes nothing
+        self.log_dict(values, prog_bar=stage != "train", sync_dist=True)
         metrics.reset()
         return values
 
@@ -165,7 +182,7 @@ class BaseLitModule(LightningModule):
             return  # the sanity check's untrained model must not count as a best
         name, _ = self.selection_metric
         self.val_best.update(values[f"val/{name}"])
-        self.log(f"val/{name}_best", self.val_best.compute(), prog_bar=True)
+        self.log(f"val/{name}_best", self.val_best.compute(), prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")

@@ -39,7 +39,12 @@ class ClassificationModule(BaseLitModule):
     ) -> None:
         self.num_classes = num_classes
         super().__init__(
-            net, optimizer, scheduler, criterion or nn.CrossEntropyLoss(), compile, scheduler_monitor
+            net,
+            optimizer,
+            scheduler,
+            criterion or nn.CrossEntropyLoss(),
+            compile,
+            scheduler_monitor,
         )
 
     def make_metrics(self) -> MetricCollection:

@@ -65,8 +65,11 @@ def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
         details.append(f"missing from checkpoint: {', '.join(missing[:3])}")
     if unexpected:
         details.append(f"not in the model: {', '.join(unexpected[:3])}")
-    more = len(missing) + len(unexpected) + len(reshaped) - sum(
-        min(3, len(x)) for x in (missing, unexpected, reshaped)
+    more = (
+        len(missing)
+        + len(unexpected)
+        + len(reshaped)
+        - sum(min(3, len(x)) for x in (missing, unexpected, reshaped))
     )
     raise UserInputError(
         f"Checkpoint {path} was saved from another architecture than the configured "

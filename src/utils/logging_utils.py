@@ -47,11 +47,23 @@ def log_hyperparameters(object_dict: Mapping[str, Any]) -> None:
     if not trainer.loggers:
         log.warning("No logger configured: hyperparameters are not logged.")
         return
-    keys = ("model", "data", "trainer", "callbacks", "extras", "task_name", "tags", "ckpt_path", "seed")
+    keys = (
+        "model",
+        "data",
+        "trainer",
+        "callbacks",
+        "extras",
+        "task_name",
+        "tags",
+        "ckpt_path",
+        "seed",
+    )
     hparams: dict[str, Any] = {}
     for key in keys:
         value = cfg.get(key)
-        hparams[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        hparams[key] = (
+            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        )
     hparams.update(count_parameters(object_dict["model"]))
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
