@@ -30,6 +30,7 @@ from src.utils import (  # noqa: E402  (needs the root on sys.path)
     task_wrapper,
 )
 from src.utils.instantiators import instantiate_run  # noqa: E402
+from src.utils.run_metadata import write_run_metadata  # noqa: E402
 
 log = RankedLogger(__name__)
 
@@ -64,6 +65,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     objects = instantiate_run(cfg)
     check_checkpoint_fits(cfg.ckpt_path, objects["model"])
+    write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, objects["trainer"])
     if objects["logger"]:
         log_hyperparameters(objects)
     log.info("Starting testing!")

@@ -22,6 +22,7 @@ from src.utils import (  # noqa: E402  (needs the root on sys.path)
     task_wrapper,
 )
 from src.utils.instantiators import instantiate_run  # noqa: E402
+from src.utils.run_metadata import write_run_metadata  # noqa: E402
 
 log = RankedLogger(__name__)
 
@@ -37,6 +38,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     objects = instantiate_run(cfg)
     model, datamodule, trainer = objects["model"], objects["datamodule"], objects["trainer"]
     check_batchnorm_batches(model, datamodule)
+    write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, trainer)
     if cfg.get("ckpt_path"):
         check_checkpoint_fits(cfg.ckpt_path, model)
     if objects["logger"]:

@@ -1,0 +1,112 @@
+"""What reproduces a run, written into its directory.
+
+Hydra already saves the composed config and the overrides (``.hydra/``).
+This adds what the config cannot say: the code (git commit, plus a diff of
+uncommitted changes), the dependency set (the hash of ``uv.lock``), and the
+software and hardware the run used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+METADATA_FILE = "run_metadata.json"
+DIFF_FILE = "git_diff.patch"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    """Commit, branch and uncommitted changes of the repository at ``root``."""
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "note": f"{root} is not a git repository (or git is missing)"}
+    diff = _git(root, "diff", "HEAD", "--binary") or ""
+    untracked = (_git(root, "ls-files", "--others", "--exclude-standard") or "").split()
+    return {
+        "commit": commit.strip(),
+        "branch": (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip(),
+        "dirty": bool(diff or untracked),
+        "diff": diff,
+        "untracked_files": untracked,
+    }
+
+
+def devices_used(trainer: Any) -> dict[str, Any]:
+    accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
+    info: dict[str, Any] = {
+        "accelerator": accelerator,
+        "num_devices": trainer.num_devices,
+        "num_nodes": trainer.num_nodes,
+        "strategy": type(trainer.strategy).__name__,
+        "precision": str(trainer.precision),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [
+            torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())
+        ]
+    return info
+
+
+def collect(root: Path, trainer: Any | None = None) -> dict[str, Any]:
+    import lightning
+
+    lock = root / "uv.lock"
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": [sys.executable, *sys.argv],
+        "host": socket.gethostname(),
+        "git": git_state(root),
+        "uv_lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version()
+            if torch.backends.cudnn.is_available()
+            else None,
+            "lightning": lightning.__version__,
+            "platform": platform.platform(),
+        },
+        "devices": devices_used(trainer) if trainer is not None else None,
+    }
+
+
+@rank_zero_only
+def write_run_metadata(
+    output_dir: str | Path, root: str | Path, trainer: Any | None = None
+) -> Path:
+    """Write ``run_metadata.json`` (and ``git_diff.patch`` when the tree is dirty)."""
+    metadata = collect(Path(root), trainer)
+    diff = metadata["git"].pop("diff", "")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if diff:
+        (output_dir / DIFF_FILE).write_text(diff)
+        metadata["git"]["diff_file"] = DIFF_FILE
+    path = output_dir / METADATA_FILE
+    path.write_text(json.dumps(metadata, indent=2) + "\n")
+    return path
