@@ -15,7 +15,7 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def collect(root: Path, trainer: Any | None = None) -> dict[str, Any]:
 
     lock = root / "uv.lock"
     return {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": [sys.executable, *sys.argv],
         "host": socket.gethostname(),
         "git": git_state(root),
