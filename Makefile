@@ -12,7 +12,7 @@ PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
 	$(UV) sync --frozen
 	@touch $@
 
-.PHONY: help install train test test-all bench format lint clean clean-logs list-configs eval
+.PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -31,6 +31,12 @@ test: .venv/.synced ## Run the fast tests (not marked slow)
 
 test-all: .venv/.synced ## Run every test, the slow ones too
 	$(RUN) pytest -n 2 --dist loadgroup
+
+test-slow: .venv/.synced ## Run only the slow tests (CI runs them after the fast ones)
+	$(RUN) pytest -m slow -n 2 --dist loadgroup
+
+mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
+	$(RUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: .venv/.synced ## Time a template epoch against a plain PyTorch loop, and start-up
 	$(RUN) python benchmarks/epoch_speed.py
