@@ -140,7 +140,7 @@ class BaseLitModule(LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+    def _shared_step(self, batch: Any, stage: str) -> tuple[Tensor, Tensor, Tensor]:
         loss, outputs, targets = self.model_step(batch)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         self.update_metrics(metrics, outputs.detach(), targets)
@@ -149,16 +149,29 @@ class BaseLitModule(LightningModule):
         totals = self._loss_totals[stage]
         totals[0] += loss.detach() * len(targets)
         totals[1] += len(targets)
-        return loss
+        return loss, outputs, targets
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train")[0]
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        # returned for callbacks (confusion matrix, sample grid): Lightning keeps nothing
+        loss, outputs, targets = self._shared_step(batch, "val")
+        return {"loss": loss, "outputs": outputs, "targets": targets}
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        loss, outputs, targets = self._shared_step(batch, "test")
+        return {"loss": loss, "outputs": outputs, "targets": targets}
+
+    def class_predictions(
+        self, outputs: Any, targets: Any
+    ) -> dict[str, tuple[Tensor, Tensor, int]]:
+        """Per classification head: (predicted classes, true classes, number of classes).
+
+        Used by the confusion-matrix and sample-grid callbacks; empty for tasks
+        without classes. The key names the head ("" for a single-label task).
+        """
+        return {}
 
     def _log_epoch_metrics(self, stage: str) -> dict[str, Tensor]:
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")

@@ -60,3 +60,8 @@ class ClassificationModule(BaseLitModule):
 
     def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
         metrics.update(outputs.argmax(dim=1), targets)
+
+    def class_predictions(
+        self, outputs: Tensor, targets: Tensor
+    ) -> dict[str, tuple[Tensor, Tensor, int]]:
+        return {"": (outputs.argmax(dim=1), targets, self.num_classes)}

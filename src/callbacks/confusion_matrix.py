@@ -1,0 +1,83 @@
+"""A confusion matrix per classification head at the end of validation and test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+
+from src.callbacks.figures import log_figure
+
+
+class ConfusionMatrix(Callback):
+    """Counts (true, predicted) pairs of every head over a validation or test epoch,
+    then draws them (rows: true class, columns: predicted; normalised per row).
+
+    Works with any module whose ``class_predictions`` names its classification
+    heads; a task without classes produces nothing. Files:
+    ``<run>/figures/confusion_matrix_<stage>[_<head>].png`` (the validation one
+    is overwritten each epoch; loggers keep every epoch's).
+
+    Args:
+        stages: which of "val" and "test" to draw.
+    """
+
+    def __init__(self, stages: tuple[str, ...] = ("val", "test")) -> None:
+        self.stages = tuple(stages)
+        self.counts: dict[str, torch.Tensor] = {}
+
+    def _update(self, pl_module: LightningModule, outputs: dict[str, Any]) -> None:
+        heads = pl_module.class_predictions(outputs["outputs"], outputs["targets"])
+        for head, (predicted, true, num_classes) in heads.items():
+            pairs = true.long() * num_classes + predicted.long()
+            counts = torch.bincount(pairs.cpu(), minlength=num_classes**2)
+            counts = counts.reshape(num_classes, num_classes)
+            self.counts[head] = self.counts[head] + counts if head in self.counts else counts
+
+    def _draw(self, trainer: Trainer, stage: str) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            self.counts.clear()
+            return
+        import matplotlib.pyplot as plt
+
+        for head, counts in self.counts.items():
+            rates = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
+            size = min(12.0, 2.0 + 0.4 * len(counts))
+            figure, axes = plt.subplots(figsize=(size, size))
+            axes.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+            if len(counts) <= 20:
+                for (row, col), value in zip(
+                    torch.cartesian_prod(
+                        torch.arange(len(counts)), torch.arange(len(counts))
+                    ).tolist(),
+                    counts.flatten().tolist(),
+                    strict=True,
+                ):
+                    if value:
+                        axes.text(col, row, str(value), ha="center", va="center", fontsize=7)
+            axes.set_xlabel("predicted")
+            axes.set_ylabel("true")
+            title = f"{stage} {head}".strip()
+            axes.set_title(f"{title}, epoch {trainer.current_epoch}")
+            suffix = f"_{head}" if head else ""
+            log_figure(trainer, f"confusion_matrix_{stage}{suffix}", figure)
+        self.counts.clear()
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
+        if "val" in self.stages and not trainer.sanity_checking:
+            self._update(pl_module, outputs)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if "test" in self.stages:
+            self._update(pl_module, outputs)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if "val" in self.stages:
+            self._draw(trainer, "val")
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if "test" in self.stages:
+            self._draw(trainer, "test")

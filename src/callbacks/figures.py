@@ -1,0 +1,28 @@
+"""Figures: saved as PNG in the run directory and sent to every logger that takes images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning import Trainer
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+
+
+def log_figure(trainer: Trainer, name: str, figure: Any) -> Path:
+    """Save ``figure`` as ``<run>/figures/<name>.png`` and log it to image-taking loggers."""
+    import matplotlib.pyplot as plt
+
+    path = Path(trainer.default_root_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    step = trainer.global_step
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(name, figure, global_step=step, close=False)
+        elif isinstance(logger, MLFlowLogger):
+            logger.experiment.log_figure(logger.run_id, figure, f"figures/{name}.png")
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=name, images=[str(path)], step=step)
+    plt.close(figure)
+    return path

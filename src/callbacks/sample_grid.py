@@ -1,0 +1,72 @@
+"""A grid of test inputs, titled with predicted and true labels."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+
+from src.callbacks.figures import log_figure
+
+
+class SampleGrid(Callback):
+    """Draws the first ``num_samples`` test inputs with "predicted / true" titles
+    (red when wrong) into ``<run>/figures/samples_test.png``.
+
+    Inputs are images (C, H, W) drawn as grey images (the first channel) or 1-D
+    signals drawn as curves. Needs a module with ``class_predictions``; with
+    several heads the titles show the first head.
+
+    Args:
+        num_samples: how many inputs to draw.
+    """
+
+    def __init__(self, num_samples: int = 16) -> None:
+        self.num_samples = num_samples
+        self.inputs: list[torch.Tensor] = []
+        self.labels: list[tuple[int, int]] = []
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        missing = self.num_samples - len(self.labels)
+        heads = pl_module.class_predictions(outputs["outputs"], outputs["targets"])
+        if missing <= 0 or not heads:
+            return
+        predicted, true, _ = next(iter(heads.values()))
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch["x"]
+        self.inputs += list(x[:missing].detach().cpu().float())
+        self.labels += list(zip(predicted[:missing].tolist(), true[:missing].tolist(), strict=True))
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self.labels or not trainer.is_global_zero:
+            return
+        import matplotlib.pyplot as plt
+
+        columns = min(8, len(self.labels))
+        rows = math.ceil(len(self.labels) / columns)
+        figure, axes = plt.subplots(
+            rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False
+        )
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, sample, (predicted, true) in zip(axes.flat, self.inputs, self.labels, strict=False):
+            if sample.ndim >= 2:
+                ax.imshow(sample.reshape(-1, *sample.shape[-2:])[0].numpy(), cmap="gray")
+            else:
+                ax.plot(sample.numpy(), linewidth=0.8)
+            ax.set_title(
+                f"{predicted} / {true}", fontsize=8, color="black" if predicted == true else "red"
+            )
+        figure.suptitle("predicted / true", fontsize=9)
+        log_figure(trainer, "samples_test", figure)
+        self.inputs.clear()
+        self.labels.clear()

@@ -1,0 +1,73 @@
+"""Each callback config, on a tiny run, produces the files or values it promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from src.callbacks.confusion_matrix import ConfusionMatrix
+from src.train import train
+from tests.conftest import compose_config
+
+
+def run_with(tmp_path: Path, *callbacks: str, extra: tuple[str, ...] = ()) -> dict:
+    chosen = f"callbacks=[default,{','.join(callbacks)}]"  # several options of one group
+    cfg = compose_config("train.yaml", ["trainer.max_epochs=2", chosen, *extra], tmp_path)
+    metrics, objects = train(cfg)
+    return {"metrics": metrics, "objects": objects}
+
+
+def csv_columns(tmp_path: Path) -> list[str]:
+    return (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
+
+
+def test_lr_monitor_device_stats_throughput_and_gradients(tmp_path: Path) -> None:
+    run = run_with(tmp_path, "lr_monitor", "device_stats", "throughput", "gradient_stats")
+    columns = csv_columns(tmp_path)
+    assert "lr-Adam" in columns
+    assert any(c.endswith("/cpu_percent") for c in columns)  # device telemetry
+    assert float(run["metrics"]["train/samples_per_s"]) > 100
+    assert "grad/norm" in columns and "grad/net.model.1.weight" in columns
+    rows = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[1:]
+    norm_at = columns.index("grad/norm")
+    measured = [r.split(",") for r in rows if r.split(",")[norm_at]]
+    assert [int(r[columns.index("step")]) for r in measured] == [0, 50]  # every 50 steps
+    assert all(float(r[norm_at]) > 0 for r in measured)
+
+
+def test_confusion_matrix_and_sample_grid(tmp_path: Path) -> None:
+    run = run_with(tmp_path, "confusion_matrix", "sample_grid", extra=("logger=many_loggers",))
+    figures = tmp_path / "figures"
+    for name in ("confusion_matrix_val", "confusion_matrix_test", "samples_test"):
+        with Image.open(figures / f"{name}.png") as image:
+            assert image.size[0] > 200 and image.size[1] > 100
+    # the images went to TensorBoard too (an event file with more than scalars)
+    events = sorted((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert any(b"confusion_matrix_test" in e.read_bytes() for e in events)
+    assert float(run["metrics"]["test/acc"]) > 0.8
+
+
+def test_confusion_matrix_counts_every_sample_once() -> None:
+    callback = ConfusionMatrix()
+
+    class Module:
+        def class_predictions(self, outputs, targets):
+            return {"": (outputs, targets, 3)}
+
+    callback._update(
+        Module(), {"outputs": torch.tensor([0, 1, 2, 2]), "targets": torch.tensor([0, 1, 1, 2])}
+    )
+    callback._update(Module(), {"outputs": torch.tensor([1]), "targets": torch.tensor([0])})
+    expected = torch.tensor([[1, 1, 0], [0, 1, 1], [0, 0, 1]])
+    assert torch.equal(callback.counts[""], expected)
+
+
+@pytest.mark.parametrize("every", [0, -1])
+def test_gradient_stats_rejects_bad_interval(every: int) -> None:
+    from src.callbacks.gradient_stats import GradientStats
+
+    with pytest.raises(ValueError, match="at least 1"):
+        GradientStats(every_n_steps=every)
