@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
@@ -41,14 +43,34 @@ def extras(cfg: DictConfig) -> None:
         rich_utils.print_config_tree(cfg, resolve=True, save_to_file=True)
 
 
+STATUS_FILE = "run_status.json"
+
+
+@rank_zero_only
+def write_status(output_dir: str, status: dict[str, Any]) -> None:
+    path = Path(output_dir) / STATUS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(status, indent=2) + "\n")
+
+
 def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
-    """Log the output directory however the task ends, and close W&B runs if any."""
+    """Record how the task ended in ``<run>/run_status.json`` ("finished" with the
+    final metrics, "failed" with the error, "interrupted"), log the output
+    directory, and close W&B runs if any."""
 
     @functools.wraps(task)
     def wrap(cfg: DictConfig) -> tuple[dict, dict]:
+        status: dict[str, Any] = {"status": "interrupted"}
         try:
-            return task(cfg)
+            metric_dict, object_dict = task(cfg)
+            metrics = {k: float(v) for k, v in sorted(metric_dict.items())}
+            status = {"status": "finished", "metrics": metrics}
+            return metric_dict, object_dict
+        except Exception as error:
+            status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+            raise
         finally:
+            write_status(cfg.paths.output_dir, status)
             log.info(f"Output dir: {cfg.paths.output_dir}")
             wandb = sys.modules.get("wandb")
             if wandb is not None and wandb.run is not None:

@@ -1,0 +1,175 @@
+"""Read what runs left under ``logs/``: the API the notebooks are built on.
+
+A run directory is any directory with a ``.hydra/config.yaml``. From it this
+module reads the overrides and tags (Hydra's files), the metric history (the
+CSV logger's ``metrics.csv``), how the run ended (``run_status.json``, written
+by ``task_wrapper``), and its checkpoints. Everything returns plain pandas
+tables or matplotlib axes, so a notebook stays a few lines per question.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from src.utils.errors import UserInputError
+from src.utils.utils import STATUS_FILE
+
+
+def find_runs(log_dir: str | Path) -> list[Path]:
+    """Every run directory under ``log_dir`` (single runs and multirun jobs), oldest first."""
+    log_dir = Path(log_dir)
+    if not log_dir.is_dir():
+        raise UserInputError(f"{log_dir} is not a directory: point LOG_DIR at the logs/ folder.")
+    return sorted(
+        (p.parent.parent for p in log_dir.rglob(".hydra/config.yaml")),
+        key=lambda run: run.stat().st_mtime,
+    )
+
+
+def load_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """The run's metric history, one row per logging step (epoch and step columns kept).
+
+    The CSV logger writes one row per ``log`` call group; rows of the same step
+    are merged so that train and validation values of an epoch share a row.
+    """
+    files = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"))
+    if not files:
+        return pd.DataFrame()
+    history = pd.read_csv(files[-1])
+    keys = [k for k in ("epoch", "step") if k in history]
+    return history.groupby(keys, as_index=False).first() if keys else history
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    return list(yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+
+
+def run_summary(run_dir: str | Path) -> dict[str, Any]:
+    """One row of ``list_runs``: identity, settings, status, final and best metrics."""
+    run_dir = Path(run_dir)
+    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    overrides = _overrides(run_dir)
+    experiment = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
+    status_file = run_dir / STATUS_FILE
+    status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+    row: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "task": config.get("task_name"),
+        "multirun": "multiruns" in run_dir.parts,
+        "experiment": experiment,
+        "overrides": " ".join(overrides),
+        "tags": config.get("tags"),
+        "status": status.get("status", "unknown"),
+    }
+    history = load_metrics(run_dir)
+    for column in history.columns.difference(["epoch", "step"]):
+        values = history[column].dropna()
+        if not values.empty:
+            row[column] = values.iloc[-1]  # final value; *_best columns hold the best
+    for key, value in status.get("metrics", {}).items():
+        row.setdefault(key, value)
+    return row
+
+
+def list_runs(log_dir: str | Path = "logs") -> pd.DataFrame:
+    """All runs under ``log_dir`` as a table, one row each (see ``run_summary``)."""
+    return pd.DataFrame([run_summary(run) for run in find_runs(log_dir)])
+
+
+def multirun_table(multirun_dir: str | Path, metric: str | None = None) -> pd.DataFrame:
+    """The jobs of one multirun or sweep: one row per job, one column per override.
+
+    Override values are parsed as YAML (numbers become numbers). The keys whose
+    values differ between jobs, the swept ones, are in ``table.attrs["swept"]``.
+    ``metric`` (for example ``val/acc_best``) sorts the table best first.
+    """
+    jobs = [run for run in find_runs(multirun_dir) if run.parent == Path(multirun_dir)]
+    rows, keys = [], []
+    for job in jobs:
+        row = run_summary(job)
+        for override in _overrides(job):
+            key, _, value = override.lstrip("+~").partition("=")
+            row[key] = yaml.safe_load(value) if value else None
+            keys += [key] if key not in keys else []
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if metric and metric in table:
+        table = table.sort_values(metric, ascending=False, ignore_index=True)
+    table.attrs["swept"] = [k for k in keys if table[k].astype(str).nunique() > 1]
+    return table
+
+
+def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax: Any = None):
+    """``metric`` against epoch for several runs on one set of axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for run in run_dirs:
+        history = load_metrics(run)
+        if metric in history:
+            curve = history[["epoch", metric]].dropna().groupby("epoch")[metric].last()
+            ax.plot(curve.index, curve.values, marker="o", label=Path(run).name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_trials(table: pd.DataFrame, params: list[str], metric: str, ax: Any = None):
+    """Parallel coordinates of the swept ``params`` of a multirun, coloured by ``metric``."""
+    import matplotlib.pyplot as plt
+
+    missing = [c for c in [*params, metric] if c not in table]
+    if missing:
+        raise UserInputError(f"columns {missing} are not in the table: {list(table.columns)}")
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    numeric = table[params].apply(pd.to_numeric, errors="coerce")
+    scaled = (numeric - numeric.min()) / (numeric.max() - numeric.min()).replace(0, 1)
+    colours = plt.get_cmap("viridis")
+    score = table[metric].astype(float)
+    span = (score.max() - score.min()) or 1.0
+    for index in table.index:
+        ax.plot(params, scaled.loc[index], color=colours((score[index] - score.min()) / span))
+    ax.set_ylabel("scaled value (min to max)")
+    ax.set_title(f"trials coloured by {metric} (yellow = high)")
+    return ax
+
+
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[Any, Any]:
+    """The trained model (eval mode) and its data module, rebuilt from the run's config.
+
+    ``checkpoint`` defaults to the run's best one. Loads with ``weights_only=True``.
+    """
+    import hydra
+    from omegaconf import OmegaConf
+
+    from src.utils.checkpoints import best_checkpoint, read_checkpoint
+    from src.utils.instantiators import instantiate_model
+
+    run_dir = Path(run_dir)
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise UserInputError(f"{run_dir} has no saved config ({saved}): not a training run.")
+    cfg = OmegaConf.load(saved)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = instantiate_model(cfg.model, datamodule)
+    state = read_checkpoint(checkpoint or best_checkpoint(run_dir))["state_dict"]
+    model.load_state_dict(state)
+    return model.eval(), datamodule
+
+
+def open_mlflow(log_dir: str | Path = "logs") -> pd.DataFrame | None:
+    """The runs in ``<log_dir>/mlflow/mlflow.db`` as a table, or None without one."""
+    database = Path(log_dir) / "mlflow" / "mlflow.db"
+    if not database.is_file():
+        return None
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{database.resolve()}")
+    return mlflow.search_runs(search_all_experiments=True)
