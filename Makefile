@@ -12,7 +12,8 @@ PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
 	$(UV) sync --frozen
 	@touch $@
 
-.PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui
+.PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
+	data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -48,6 +49,20 @@ format: .venv/.synced ## Format the code and sort imports (ruff)
 lint: .venv/.synced ## Check formatting and lint rules (ruff)
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
+
+data-vimh: data-simple-saw ## Generate the VIMH data set data=vimh reads (simple_saw, 2000 samples)
+
+data-simple-saw: .venv/.synced ## Generate VIMH sawtooth notes (pitch, velocity); ARGS="size=... seed=..."
+	$(RUN) python src/generate_vimh.py synth=simple_saw $(ARGS)
+
+data-moog-basic: .venv/.synced ## Generate VIMH ladder-filter notes (4 labels); ARGS="size=... seed=..."
+	$(RUN) python src/generate_vimh.py synth=moog_basic $(ARGS)
+
+data-moog-envelope: .venv/.synced ## Generate VIMH ladder-filter notes with ADSR labels (7 labels, 32x64)
+	$(RUN) python src/generate_vimh.py synth=moog_envelope $(ARGS)
+
+bench-vimh: .venv/.synced ## Time VIMH generation of each synth preset (samples/s against targets)
+	$(RUN) python benchmarks/vimh_generation.py
 
 list-configs: ## List every option of every config group
 	@cd configs && for group in $$(find . -mindepth 1 -type d ! -path './local*' | sort); do \
