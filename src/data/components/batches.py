@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
+from torch.utils.data import TensorDataset
 
 
 class EpochOrder:
@@ -88,6 +89,8 @@ class TensorBatchLoader:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.tensors = tuple(tensors)
+        # what Lightning's tuners read as the data set's size
+        self.dataset = TensorDataset(*self.tensors)
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.sampler = EpochOrder(size, shuffle, seed, rank, world_size)
