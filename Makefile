@@ -13,7 +13,7 @@ PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
 	@touch $@
 
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
-	lr-find bs-find summary data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
+	lr-find bs-find summary export data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -58,6 +58,9 @@ bs-find: .venv/.synced ## Largest batch size that trains: make bs-find ARGS="exp
 
 summary: .venv/.synced ## Parameters per layer, shapes and FLOPs of a model: make summary ARGS="model=cnn"
 	$(RUN) python src/summary.py $(ARGS)
+
+export: .venv/.synced ## Export a run's net to ONNX, check it against PyTorch: make export RUN=logs/train/runs/<run>
+	$(RUN) python src/export.py run_dir=$(RUN) $(ARGS)
 
 data-vimh: data-simple-saw ## Generate the VIMH data set data=vimh reads (simple_saw, 2000 samples)
 

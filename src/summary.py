@@ -24,7 +24,8 @@ def summarize(cfg: DictConfig) -> str:
     datamodule.prepare_data()
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
-    model.example_input_array = batch[0][: cfg.example_batch_size]
+    inputs = tuple(t[: cfg.example_batch_size] for t in model.net_inputs(batch))
+    model.example_input_array = inputs if len(inputs) > 1 else inputs[0]
     model.eval()
     return str(ModelSummary(model, max_depth=cfg.depth))
 

@@ -3,7 +3,8 @@
 A task module (classification, regression, multihead, LoRA) subclasses
 ``BaseLitModule`` and provides only what differs between tasks:
 
-- ``model_step(batch) -> (loss, outputs, targets)``;
+- ``model_step(batch) -> (loss, outputs, targets)``: ``outputs`` a tensor or
+  a dict of tensors (one per head), ``targets`` a tensor with one row per sample;
 - ``make_metrics() -> MetricCollection`` (cloned per stage as ``train/``,
   ``val/`` and ``test/``), updated with ``(outputs, targets)`` in
   ``update_metrics``;
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import LightningModule
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
 
@@ -140,10 +142,15 @@ class BaseLitModule(LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def net_inputs(self, batch: Any) -> tuple[Tensor, ...]:
+        """The net's positional inputs within a batch (for export and summaries)."""
+        return (batch[0],)
+
     def _shared_step(self, batch: Any, stage: str) -> tuple[Tensor, Tensor, Tensor]:
         loss, outputs, targets = self.model_step(batch)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        self.update_metrics(metrics, outputs.detach(), targets)
+        # outputs may be one tensor or a collection of them (one per head)
+        self.update_metrics(metrics, apply_to_collection(outputs, Tensor, Tensor.detach), targets)
         # a running sum instead of a self.log call per step: Lightning's per-call
         # bookkeeping costs about as much as a small model's whole step
         totals = self._loss_totals[stage]
