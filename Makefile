@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # uv: the one on PATH, or bootstrapped from PyPI into the user's Python
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
-RUN := $(UV) run --frozen
+UVRUN := $(UV) run --frozen
 PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
 
 .venv/.synced: pyproject.toml uv.lock
@@ -13,7 +13,9 @@ PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
 	@touch $@
 
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
-	lr-find bs-find summary export data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
+	lr-find bs-find summary export train-quick tq train-quick-cnn tqc train-quick-vit tqv \
+	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
+	evimhr compare-architectures ca merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -22,59 +24,104 @@ help: ## Show every target with its description
 install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
 train: .venv/.synced ## Train the default experiment (digits, MLP); add ARGS="..." for overrides
-	$(RUN) python src/train.py $(ARGS)
+	$(UVRUN) python src/train.py $(ARGS)
 
 eval: .venv/.synced ## Evaluate a training run: make eval RUN=logs/train/runs/<run>
-	$(RUN) python src/eval.py run_dir=$(RUN) $(ARGS)
+	$(UVRUN) python src/eval.py run_dir=$(RUN) $(ARGS)
 
 test: .venv/.synced ## Run the fast tests (not marked slow)
-	$(RUN) pytest $(PYTEST_FAST)
+	$(UVRUN) pytest $(PYTEST_FAST)
 
 test-all: .venv/.synced ## Run every test, the slow ones too
-	$(RUN) pytest -n 2 --dist loadgroup
+	$(UVRUN) pytest -n 2 --dist loadgroup
 
 test-slow: .venv/.synced ## Run only the slow tests (CI runs them after the fast ones)
-	$(RUN) pytest -m slow -n 2 --dist loadgroup
+	$(UVRUN) pytest -m slow -n 2 --dist loadgroup
 
 mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
-	$(RUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+	$(UVRUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: .venv/.synced ## Time a template epoch against a plain PyTorch loop, and start-up
-	$(RUN) python benchmarks/epoch_speed.py
+	$(UVRUN) python benchmarks/epoch_speed.py
 
 format: .venv/.synced ## Format the code and sort imports (ruff)
-	$(RUN) ruff check --select I --fix .
-	$(RUN) ruff format .
+	$(UVRUN) ruff check --select I --fix .
+	$(UVRUN) ruff format .
 
 lint: .venv/.synced ## Check formatting and lint rules (ruff)
-	$(RUN) ruff format --check .
-	$(RUN) ruff check .
+	$(UVRUN) ruff format --check .
+	$(UVRUN) ruff check .
 
 lr-find: .venv/.synced ## Learning-rate range test for any experiment: make lr-find ARGS="experiment=digits_cnn"
-	$(RUN) python src/lr_find.py $(ARGS)
+	$(UVRUN) python src/lr_find.py $(ARGS)
 
 bs-find: .venv/.synced ## Largest batch size that trains: make bs-find ARGS="experiment=..."
-	$(RUN) python src/lr_find.py find=batch_size $(ARGS)
+	$(UVRUN) python src/lr_find.py find=batch_size $(ARGS)
 
 summary: .venv/.synced ## Parameters per layer, shapes and FLOPs of a model: make summary ARGS="model=cnn"
-	$(RUN) python src/summary.py $(ARGS)
+	$(UVRUN) python src/summary.py $(ARGS)
 
 export: .venv/.synced ## Export a run's net to ONNX, check it against PyTorch: make export RUN=logs/train/runs/<run>
-	$(RUN) python src/export.py run_dir=$(RUN) $(ARGS)
+	$(UVRUN) python src/export.py run_dir=$(RUN) $(ARGS)
+
+merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merge-lora RUN=logs/train/runs/<run>
+	$(UVRUN) python src/merge_lora.py run_dir=$(RUN) $(ARGS)
+
+fuse: .venv/.synced ## Fuse LoRA adapters of one base and test them: make fuse ADAPTERS=<run>,<run> [ARGS="method=ties"]
+	$(UVRUN) python src/fuse_adapters.py adapters=[$(ADAPTERS)] $(ARGS)
 
 data-vimh: data-simple-saw ## Generate the VIMH data set data=vimh reads (simple_saw, 2000 samples)
 
 data-simple-saw: .venv/.synced ## Generate VIMH sawtooth notes (pitch, velocity); ARGS="size=... seed=..."
-	$(RUN) python src/generate_vimh.py synth=simple_saw $(ARGS)
+	$(UVRUN) python src/generate_vimh.py synth=simple_saw $(ARGS)
 
 data-moog-basic: .venv/.synced ## Generate VIMH ladder-filter notes (4 labels); ARGS="size=... seed=..."
-	$(RUN) python src/generate_vimh.py synth=moog_basic $(ARGS)
+	$(UVRUN) python src/generate_vimh.py synth=moog_basic $(ARGS)
 
 data-moog-envelope: .venv/.synced ## Generate VIMH ladder-filter notes with ADSR labels (7 labels, 32x64)
-	$(RUN) python src/generate_vimh.py synth=moog_envelope $(ARGS)
+	$(UVRUN) python src/generate_vimh.py synth=moog_envelope $(ARGS)
 
 bench-vimh: .venv/.synced ## Time VIMH generation of each synth preset (samples/s against targets)
-	$(RUN) python benchmarks/vimh_generation.py
+	$(UVRUN) python benchmarks/vimh_generation.py
+
+train-quick: .venv/.synced ## Train vimh_cnn for 3 epochs on generated simple_saw notes (make tq)
+	$(UVRUN) python src/train.py experiment=vimh_cnn data.generate=true trainer.max_epochs=3 $(ARGS)
+
+tq: train-quick ## Shortcut for train-quick
+
+train-quick-cnn: train-quick ## The multihead CNN for 3 epochs (make tqc; same as train-quick)
+
+tqc: train-quick-cnn ## Shortcut for train-quick-cnn
+
+train-quick-vit: .venv/.synced ## Train the multihead ViT for 3 epochs (make tqv)
+	$(UVRUN) python src/train.py experiment=vimh_vit data.generate=true trainer.max_epochs=3 $(ARGS)
+
+tqv: train-quick-vit ## Shortcut for train-quick-vit
+
+train-quick-all: train-quick-cnn train-quick-vit ## CNN, ViT and ConvNeXt for 3 epochs each (make tqa)
+	$(UVRUN) python src/train.py experiment=vimh_convnext data.generate=true trainer.max_epochs=3 $(ARGS)
+
+tqa: train-quick-all ## Shortcut for train-quick-all
+
+experiment-vimh: .venv/.synced ## VIMH pitch (class) + velocity (regression), CNN (make evimh)
+	$(UVRUN) python src/train.py experiment=vimh_cnn data.generate=true $(ARGS)
+
+evimh: experiment-vimh ## Shortcut for experiment-vimh
+
+experiment-vimh-ordinal: .venv/.synced ## VIMH with ordinal heads (make evimho)
+	$(UVRUN) python src/train.py experiment=vimh_cnn_ordinal data.generate=true $(ARGS)
+
+evimho: experiment-vimh-ordinal ## Shortcut for experiment-vimh-ordinal
+
+experiment-vimh-regression: .venv/.synced ## VIMH with regression heads (make evimhr)
+	$(UVRUN) python src/train.py experiment=vimh_cnn_regression data.generate=true $(ARGS)
+
+evimhr: experiment-vimh-regression ## Shortcut for experiment-vimh-regression
+
+compare-architectures: .venv/.synced ## CNN vs ViT vs ConvNeXt, 3 epochs each: params, acc/MAE, time (make ca)
+	$(UVRUN) python benchmarks/compare_architectures.py $(ARGS)
+
+ca: compare-architectures ## Shortcut for compare-architectures
 
 list-configs: ## List every option of every config group
 	@cd configs && for group in $$(find . -mindepth 1 -type d ! -path './local*' | sort); do \

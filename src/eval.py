@@ -14,7 +14,7 @@ from typing import Any
 
 import hydra
 import rootutils
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
@@ -29,6 +29,7 @@ from src.utils import (  # noqa: E402  (needs the root on sys.path)
     print_summary,
     task_wrapper,
 )
+from src.utils.checkpoints import run_config  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
 from src.utils.run_metadata import write_run_metadata  # noqa: E402
 
@@ -39,13 +40,7 @@ def adopt_run_config(cfg: DictConfig) -> None:
     """Take data and model from the training run in ``cfg.run_dir`` (and its best
     checkpoint, unless ``ckpt_path`` is given)."""
     run_dir = Path(cfg.run_dir)
-    saved = run_dir / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise UserInputError(
-            f"run_dir={run_dir} has no saved config ({saved} is missing). Pass the "
-            "directory of a training run (logs/train/runs/<timestamp>), or use ckpt_path=..."
-        )
-    run_cfg = OmegaConf.load(saved)
+    run_cfg = run_config(run_dir)
     with open_dict(cfg):
         cfg.data = run_cfg.data
         cfg.model = run_cfg.model

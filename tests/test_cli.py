@@ -149,6 +149,15 @@ def test_multirun_over_two_learning_rates(tmp_path: Path) -> None:
         assert (tmp_path / job / "csv" / "version_0" / "metrics.csv").is_file()
 
 
+# experiments that need a base checkpoint or generated data first; tests/test_configs.py
+# takes a real training step with each of them, and their own tests train them
+NEEDS_PREPARATION = sorted(
+    p.stem
+    for p in Path(__file__).parents[1].joinpath("configs/experiment").glob("*.yaml")
+    if p.stem.startswith(("lora_digits", "vimh_", "moog_")) and p.stem != "lora_digits_base"
+)
+
+
 def test_every_experiment_in_one_multirun(tmp_path: Path) -> None:
     """`-m experiment=glob(*) debug=fdr`: each experiment runs one batch end to end."""
     from src.data.components.idx import digits_as_mnist, write_mnist_like
@@ -163,13 +172,15 @@ def test_every_experiment_in_one_multirun(tmp_path: Path) -> None:
     done = run_cli(
         "train.py",
         "-m",
-        "experiment=glob(*)",
+        f"experiment=glob(*,exclude=[{','.join(NEEDS_PREPARATION)}])",
         "debug=fdr",
         f"paths.data_dir={tmp_path / 'data'}",
         f"hydra.sweep.dir={sweep}",
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    experiments = sorted(p.stem for p in Path("configs/experiment").glob("*.yaml"))
+    experiments = sorted(
+        p.stem for p in Path("configs/experiment").glob("*.yaml") if p.stem not in NEEDS_PREPARATION
+    )
     ran = sorted(
         re.search(r"experiment=(\S+)", (job / ".hydra" / "overrides.yaml").read_text()).group(1)
         for job in sweep.iterdir()

@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import OmegaConf
 
 from src.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_model
+from src.utils.lora_runs import without_lora
 from tests.conftest import CONFIGS, compose_config
 
 
@@ -32,21 +33,57 @@ def test_train_and_eval_configs_have_the_lht_keys(tmp_path: Path) -> None:
     assert eval_cfg.ckpt_path == "x.ckpt" and "run_dir" in eval_cfg
 
 
+@pytest.fixture(scope="session")
+def data_dirs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Where each data config finds small data: MNIST files, a table, a VIMH parent dir."""
+    table = tmp_path_factory.mktemp("table") / "rows.csv"
+    x = torch.randn(300, 3, generator=torch.Generator().manual_seed(0))
+    y = 2 * x[:, 0] - x[:, 1] + 0.1 * x[:, 2]
+    lines = ["a,b,c,y"] + [
+        ",".join(f"{v:.5f}" for v in (*row, t))
+        for row, t in zip(x.tolist(), y.tolist(), strict=True)
+    ]
+    table.write_text("\n".join(lines) + "\n")
+    return {"mnist": mnist_dir, "table": table, "vimh": tmp_path_factory.mktemp("vimh")}
+
+
+def data_overrides(data_target: str, dirs: dict[str, Path]) -> list[str]:
+    """Overrides that point a data config (by its data module class) at the small data."""
+    if data_target.endswith("VIMHDataModule"):  # generated once per test process, then reused
+        return [f"paths.data_dir={dirs['vimh']}", "data.generate=true"]
+    if data_target.endswith("TabularDataModule"):
+        return [f"data.path={dirs['table']}", "data.target_columns=[y]"]
+    return [f"paths.data_dir={dirs['mnist']}"]
+
+
+def data_target(group_option: str) -> str:
+    return OmegaConf.load(Path(CONFIGS) / "data" / f"{group_option}.yaml")["_target_"]
+
+
 @pytest.mark.parametrize("data", options("data"))
-def test_every_data_config(data: str, tmp_path: Path, mnist_dir: Path) -> None:
-    cfg = compose_config("train.yaml", [f"data={data}", f"paths.data_dir={mnist_dir}"], tmp_path)
+def test_every_data_config(data: str, tmp_path: Path, data_dirs: dict[str, Path]) -> None:
+    overrides = [f"data={data}", *data_overrides(data_target(data), data_dirs)]
+    cfg = compose_config("train.yaml", overrides, tmp_path)
     if data == "mnist":
         cfg.data.train_val_test_split = [1000, 200, 300]
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
-    x, y = next(iter(dm.train_dataloader()))
-    assert list(x.shape[1:]) == dm.spec["input_shape"]
-    assert int(y.max()) < dm.spec["num_classes"]
+    x, y = next(iter(dm.train_dataloader()))[:2]
+    assert list(x.shape[1:]) == list(dm.spec["input_shape"])
+    assert torch.isfinite(x).all() and len(y) == len(x)
+    if "num_classes" in dm.spec:
+        assert int(y.max()) < dm.spec["num_classes"]
+    if "heads" in dm.spec:  # multihead: one label-byte column per head
+        assert y.shape[1] == len(dm.spec["heads"]) and int(y.max()) <= 255
 
 
 # model configs that need other data than the default (digits) to make sense
-MODEL_DATA: dict[str, str] = {}
+MODEL_DATA: dict[str, str] = {
+    **{m: "vimh" for m in options("model") if m.startswith("vimh_")},
+    "regression_mlp": "diabetes",
+    "cnn1d": "signals",
+}
 
 
 def check_one_training_step(module: torch.nn.Module, datamodule) -> None:
@@ -63,9 +100,10 @@ def check_one_training_step(module: torch.nn.Module, datamodule) -> None:
 
 
 @pytest.mark.parametrize("model", options("model"))
-def test_every_model_config(model: str, tmp_path: Path) -> None:
+def test_every_model_config(model: str, tmp_path: Path, data_dirs: dict[str, Path]) -> None:
     data = MODEL_DATA.get(model, "digits")
-    cfg = compose_config("train.yaml", [f"model={model}", f"data={data}"], tmp_path)
+    overrides = [f"model={model}", f"data={data}", *data_overrides(data_target(data), data_dirs)]
+    cfg = compose_config("train.yaml", overrides, tmp_path)
     dm = hydra.utils.instantiate(cfg.data)
     check_one_training_step(instantiate_model(cfg.model, dm), dm)
 
@@ -126,14 +164,20 @@ def test_every_debug_config(debug: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
-def test_every_experiment_config(experiment: str, tmp_path: Path, mnist_dir: Path) -> None:
-    cfg = compose_config(
-        "train.yaml", [f"experiment={experiment}", f"paths.data_dir={mnist_dir}"], tmp_path
-    )
+def test_every_experiment_config(
+    experiment: str, tmp_path: Path, data_dirs: dict[str, Path]
+) -> None:
+    composed = compose_config("train.yaml", [f"experiment={experiment}"], tmp_path)
+    overrides = data_overrides(composed.data._target_, data_dirs)
+    cfg = compose_config("train.yaml", [f"experiment={experiment}", *overrides], tmp_path)
     assert cfg.tags and cfg.seed is not None
     if cfg.data._target_.endswith("MNISTDataModule"):
         cfg.data.train_val_test_split = [1000, 200, 300]  # the small test files
     dm = hydra.utils.instantiate(cfg.data)
+    if "lora" in cfg.model:  # fine-tunes a base: the plain net's initial weights stand in
+        base = tmp_path / "base.pt"
+        torch.save(instantiate_model(without_lora(cfg).model, dm).net.state_dict(), base)
+        cfg.model.lora.base_ckpt = str(base)
     check_one_training_step(instantiate_model(cfg.model, dm), dm)
     assert isinstance(instantiate_callbacks(cfg.callbacks)[0], Callback)
     assert isinstance(hydra.utils.instantiate(cfg.trainer), Trainer)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.utils.errors import UserInputError
@@ -43,12 +44,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
-    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s."""
-    if str(path) in LIGHTNING_CKPT_KEYWORDS:
-        return
-    saved = read_checkpoint(path)["state_dict"]
-    expected = model.state_dict()
+def describe_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str:
+    """What differs between two state dicts' names and shapes ("" when nothing does)."""
     missing = [k for k in expected if k not in saved]
     unexpected = [k for k in saved if k not in expected]
     reshaped = [
@@ -56,8 +53,6 @@ def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
         for k, v in expected.items()
         if k in saved and hasattr(saved[k], "shape") and saved[k].shape != v.shape
     ]
-    if not (missing or unexpected or reshaped):
-        return
     details = []
     if reshaped:
         details.append(f"shapes differ (checkpoint vs model): {'; '.join(reshaped[:3])}")
@@ -71,12 +66,31 @@ def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
         + len(reshaped)
         - sum(min(3, len(x)) for x in (missing, unexpected, reshaped))
     )
-    raise UserInputError(
-        f"Checkpoint {path} was saved from another architecture than the configured "
-        f"model ({'; '.join(details)}{f'; and {more} more' if more > 0 else ''}). "
-        "Use the model and data settings of the run that wrote it (eval.py run_dir=<run> "
-        "does this for you)."
-    )
+    return f"{'; '.join(details)}{f'; and {more} more' if more > 0 else ''}"
+
+
+def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
+    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s."""
+    if str(path) in LIGHTNING_CKPT_KEYWORDS:
+        return
+    mismatch = describe_mismatch(read_checkpoint(path)["state_dict"], model.state_dict())
+    if mismatch:
+        raise UserInputError(
+            f"Checkpoint {path} was saved from another architecture than the configured "
+            f"model ({mismatch}). Use the model and data settings of the run that wrote it "
+            "(eval.py run_dir=<run> does this for you)."
+        )
+
+
+def run_config(run_dir: str | Path) -> DictConfig:
+    """The composed config a run saved in ``<run_dir>/.hydra/config.yaml``."""
+    saved = Path(run_dir) / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise UserInputError(
+            f"run_dir={run_dir} has no saved config ({saved} is missing). Pass the "
+            "directory of a training run (logs/train/runs/<timestamp>), or use ckpt_path=..."
+        )
+    return OmegaConf.load(saved)
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:

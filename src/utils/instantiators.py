@@ -7,7 +7,7 @@ from typing import Any
 import hydra
 from lightning import Callback, LightningDataModule, LightningModule
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
@@ -83,7 +83,13 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
             f"for example {left[0]}=..."
         )
     log.info(f"Instantiating model <{cfg._target_}>")
-    return hydra.utils.instantiate(cfg)
+    with open_dict(cfg):
+        wrap = cfg.pop("lora", None)
+    if wrap is None:
+        return hydra.utils.instantiate(cfg)
+    # model.lora (configs/model/lora/) wraps the net before the task module gets it
+    net = hydra.utils.instantiate(wrap)(hydra.utils.instantiate(cfg.net))
+    return hydra.utils.instantiate(cfg, net=net)
 
 
 def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
