@@ -15,7 +15,7 @@ PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
-	evimhr compare-architectures ca merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
+	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -63,6 +63,9 @@ summary: .venv/.synced ## Parameters per layer, shapes and FLOPs of a model: mak
 
 export: .venv/.synced ## Export a run's net to ONNX, check it against PyTorch: make export RUN=logs/train/runs/<run>
 	$(UVRUN) python src/export.py run_dir=$(RUN) $(ARGS)
+
+predict: .venv/.synced ## Predict new rows with a regression run: make predict RUN=<run> INPUT=rows.csv
+	$(UVRUN) python src/predict.py run_dir=$(RUN) input=$(INPUT) $(ARGS)
 
 merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merge-lora RUN=logs/train/runs/<run>
 	$(UVRUN) python src/merge_lora.py run_dir=$(RUN) $(ARGS)
