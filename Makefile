@@ -5,7 +5,8 @@ SHELL := /bin/bash
 # uv: the one on PATH, or bootstrapped from PyPI into the user's Python
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 UVRUN := $(UV) run --frozen
-PYTEST_FAST := -m "not slow" -n 2 --dist loadgroup
+# one torch thread per test process: two workers on two cores, no spin-waiting
+PYTEST := OMP_NUM_THREADS=1 $(UVRUN) pytest -n 2 --dist loadfile
 
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -30,13 +31,13 @@ eval: .venv/.synced ## Evaluate a training run: make eval RUN=logs/train/runs/<r
 	$(UVRUN) python src/eval.py run_dir=$(RUN) $(ARGS)
 
 test: .venv/.synced ## Run the fast tests (not marked slow)
-	$(UVRUN) pytest $(PYTEST_FAST)
+	$(PYTEST) -m "not slow"
 
 test-all: .venv/.synced ## Run every test, the slow ones too
-	$(UVRUN) pytest -n 2 --dist loadgroup
+	$(PYTEST)
 
 test-slow: .venv/.synced ## Run only the slow tests (CI runs them after the fast ones)
-	$(UVRUN) pytest -m slow -n 2 --dist loadgroup
+	$(PYTEST) -m slow
 
 mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
 	$(UVRUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000

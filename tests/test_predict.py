@@ -17,9 +17,6 @@ from src.utils.errors import UserInputError
 from tests.conftest import compose_config, run_cli
 from tests.test_cli import QUIET, run_directory, test_metrics
 
-# one worker runs them all: the training run of the fixture is made once
-pytestmark = pytest.mark.xdist_group("diabetes_run")
-
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
 
