@@ -122,6 +122,15 @@ def test_mnist_missing_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*-ubyte"))
 
 
+def test_error_raised_while_instantiating_is_one_clear_message(tmp_path: Path) -> None:
+    # the data module raises in its constructor: Hydra wraps that in an InstantiationException
+    missing = tmp_path / "rows.csv"
+    overrides = ("data=tabular", f"data.path={missing}", "data.target_columns=[y]")
+    done = run_cli("train.py", *overrides, f"paths.log_dir={tmp_path}")
+    assert_clear_failure(done, str(missing))
+    assert "InstantiationException" not in done.stderr
+
+
 def test_unknown_config_option(tmp_path: Path) -> None:
     done = run_cli("train.py", "model=no_such_model", f"paths.log_dir={tmp_path}")
     assert done.returncode == 1

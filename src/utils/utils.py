@@ -89,13 +89,30 @@ def exit_on_user_error(main: Callable[[DictConfig], Any]) -> Callable[[DictConfi
     def wrap(cfg: DictConfig) -> Any:
         try:
             return main(cfg)
-        except UserInputError as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as error:
+            cause = user_error_in(error)
+            if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"Error: {error}", file=sys.stderr, flush=True)
+            print(f"Error: {cause}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
 
     return wrap
+
+
+def user_error_in(error: BaseException) -> UserInputError | None:
+    """The ``UserInputError`` behind ``error``, if any.
+
+    Hydra's ``instantiate`` re-raises what a constructor raised as an
+    ``InstantiationException`` whose cause is the original error: follow the chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserInputError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @rank_zero_only
