@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from src.models.components.heads import OutputHeads
+from src.models.components.simple_cnn import conv_pool_blocks
 
 
 class SpectralCNN(nn.Module):
@@ -32,24 +33,10 @@ class SpectralCNN(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        in_channels, height, width = (int(n) for n in input_shape)
-        shrink = 2 ** len(channels)
-        if height < shrink or width < shrink:
-            raise ValueError(
-                f"SpectralCNN with {len(channels)} pooling blocks needs inputs of at least "
-                f"{shrink}x{shrink}, got {height}x{width}: use fewer model.net.channels."
-            )
-        blocks: list[nn.Module] = []
-        for out_channels in channels:
-            blocks += [
-                nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
-                nn.BatchNorm2d(out_channels),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_channels = out_channels
-        self.features = nn.Sequential(*blocks)
-        self.heads = OutputHeads(in_channels, height // shrink, heads, hidden_size, dropout)
+        self.features, (out_channels, height, _) = conv_pool_blocks(
+            input_shape, channels, kernel_size, type(self).__name__
+        )
+        self.heads = OutputHeads(out_channels, height, heads, hidden_size, dropout)
 
     def forward(self, x: Tensor, levels: Tensor) -> dict[str, Tensor]:
         return self.heads(self.features(x), levels)
