@@ -39,6 +39,13 @@ from src.utils import (  # noqa: E402
 from src.utils.checkpoints import read_checkpoint  # noqa: E402
 
 
+def output_names(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[str]:
+    """``output``, or a multihead net's head names: the graph's outputs say what they are."""
+    with torch.no_grad():
+        result = net(*inputs)
+    return list(result) if isinstance(result, dict) else ["output"]
+
+
 def export_onnx(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, opset: int):
     """Export with the batch dimension free; a failure names the net and the exporter's reason."""
     batch = torch.export.Dim("batch", min=1)
@@ -48,7 +55,7 @@ def export_onnx(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Pa
             inputs,
             path,
             input_names=[f"input_{i}" for i in range(len(inputs))],
-            output_names=["output"],
+            output_names=output_names(net, inputs),
             dynamic_shapes=tuple({0: batch} for _ in inputs),
             opset_version=opset,
             dynamo=True,
@@ -69,6 +76,15 @@ def median_seconds(run: Any, repeats: int) -> float:
         run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def net_outputs(result: Any) -> list[torch.Tensor]:
+    """A net's outputs in the order ONNX lists them: one tensor, or one per head."""
+    if isinstance(result, dict):
+        return list(result.values())
+    if isinstance(result, (tuple, list)):
+        return list(result)
+    return [result]
 
 
 @task_wrapper
@@ -97,18 +113,23 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
-    def run_onnx(inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def run_onnx(inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         feed = {name: t.numpy() for name, t in zip(names, inputs, strict=True)}
-        return torch.from_numpy(session.run(None, feed)[0])
+        return [torch.from_numpy(a) for a in session.run(None, feed)]
 
     max_diff, agree, total = 0.0, 0, 0
     with torch.no_grad():
         for inputs in batches:
-            expected, got = net(*inputs), run_onnx(inputs)
-            max_diff = max(max_diff, float((expected - got).abs().max()))
-            if expected.ndim == 2 and expected.shape[1] > 1:
-                agree += int((expected.argmax(1) == got.argmax(1)).sum())
-                total += len(expected)
+            expected, got = net_outputs(net(*inputs)), run_onnx(inputs)
+            if len(expected) != len(got):
+                raise RuntimeError(
+                    f"The ONNX graph has {len(got)} outputs, the net {len(expected)}."
+                )
+            for want, have in zip(expected, got, strict=True):
+                max_diff = max(max_diff, float((want - have).abs().max()))
+                if want.ndim == 2 and want.shape[1] > 1:  # class scores: compare the argmax
+                    agree += int((want.argmax(1) == have.argmax(1)).sum())
+                    total += len(want)
 
     pool = torch.cat([b[0] for b in batches])
     timings = {}
@@ -130,6 +151,7 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "opset": cfg.opset,
         "test_samples": len(pool),
         "max_abs_diff": max_diff,
+        "outputs": [o.name for o in session.get_outputs()],
         "argmax_agreement": agree / total if total else None,
         "timings": timings,
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from src.export import export, export_onnx
 from src.train import train
@@ -32,6 +33,51 @@ def test_export_matches_pytorch(model: str, tmp_path: Path) -> None:
     assert report["test_samples"] == 360
     assert set(report["timings"]) == {"1", "256"}  # the free batch dimension, both ways
     assert all(t["onnxruntime_ms"] > 0 and t["torch_ms"] > 0 for t in report["timings"].values())
+
+
+# every other net family, each on the data it is made for (the multihead nets return
+# one output per head: the ONNX graph must list them all, in order)
+OTHER_NETS = {
+    "vimh_cnn": ["experiment=vimh_cnn"],
+    "vimh_vit": ["experiment=vimh_vit"],
+    "vimh_convnext": ["experiment=vimh_convnext"],
+    "cnn1d": ["experiment=signals_cnn1d", "data.num_samples=600"],
+    "regression_mlp": ["experiment=diabetes_mlp"],
+}
+
+
+@pytest.mark.parametrize(
+    "net", [pytest.param(n, marks=[] if n == "vimh_cnn" else pytest.mark.slow) for n in OTHER_NETS]
+)
+def test_every_net_family_exports(net: str, tmp_path: Path) -> None:
+    overrides = [*OTHER_NETS[net], "trainer.max_epochs=1", "+trainer.limit_train_batches=3"]
+    if net.startswith("vimh"):
+        size = 400
+        name = f"vimh-32x32x1_8000Hz_1p0s_{size}dss_simple_saw_2p"
+        overrides += [
+            f"paths.data_dir={tmp_path / 'data'}",
+            "data.generate=true",
+            f"data.generation.size={size}",
+            f"data.data_dir={tmp_path / 'data' / name}",
+        ]
+    else:
+        overrides.append(f"paths.data_dir={tmp_path / 'data'}")
+    cfg = compose_config("train.yaml", overrides, tmp_path / "run")
+    train(cfg)
+    # what Hydra saves in a run directory, which run_dir= reads back
+    (tmp_path / "run" / ".hydra").mkdir()
+    saved = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.save(saved, tmp_path / "run" / ".hydra" / "config.yaml")
+    export_cfg = compose_config(
+        "export.yaml", [f"run_dir={tmp_path / 'run'}", "bench_repeats=2"], tmp_path / "export"
+    )
+    _, result = export(export_cfg)
+    report = result["report"]
+    # simple_saw's two varying parameters are two heads: two outputs
+    assert len(report["outputs"]) == (2 if net.startswith("vimh") else 1)
+    assert report["max_abs_diff"] < 1e-3
+    if report["argmax_agreement"] is not None:
+        assert report["argmax_agreement"] > 0.99
 
 
 class DataDependent(torch.nn.Module):

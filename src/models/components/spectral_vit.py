@@ -71,5 +71,5 @@ class SpectralViT(nn.Module):
     def forward(self, x: Tensor, levels: Tensor) -> dict[str, Tensor]:
         tokens = self.embed(x).flatten(2).transpose(1, 2) + self.position
         tokens = self.norm(self.encoder(tokens))
-        features = tokens.transpose(1, 2).reshape(len(x), -1, *self.grid)
+        features = tokens.transpose(1, 2).unflatten(2, self.grid)
         return self.heads(features, levels)
