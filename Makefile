@@ -14,7 +14,7 @@ PYTEST := OMP_NUM_THREADS=1 $(UVRUN) pytest -n 2 --dist loadfile
 	@touch $@
 
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
-	lr-find bs-find summary export train-quick tq train-quick-cnn tqc train-quick-vit tqv \
+	lr-find bs-find summary export cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
 	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
 
@@ -45,6 +45,9 @@ mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.
 bench: .venv/.synced ## Time a template epoch against a plain PyTorch loop, and start-up
 	$(UVRUN) python benchmarks/epoch_speed.py
 
+bench-sweep: .venv/.synced ## A sweep trial against a lone run, and 2 joblib workers against 1 (debug=fdr)
+	$(UVRUN) python benchmarks/sweep_overhead.py
+
 format: .venv/.synced ## Format the code and sort imports (ruff)
 	$(UVRUN) ruff check --select I --fix .
 	$(UVRUN) ruff format .
@@ -73,6 +76,20 @@ merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merg
 
 fuse: .venv/.synced ## Fuse LoRA adapters of one base and test them: make fuse ADAPTERS=<run>,<run> [ARGS="method=ties"]
 	$(UVRUN) python src/fuse_adapters.py adapters=[$(ADAPTERS)] $(ARGS)
+
+cv-report: .venv/.synced ## Mean and std of each metric over the folds of a k-fold multirun: make cv-report MULTIRUN=logs/train/multiruns/<time>
+	$(UVRUN) python src/cv_report.py multirun_dir=$(MULTIRUN) $(ARGS)
+
+# the study of a search config (hparams_search); STORAGE=<url> if the sweep had another storage
+STUDY_SEARCH = $(if $(STUDY),hparams_search=$(STUDY),$(error Name the study: STUDY=<search config>, e.g. STUDY=digits_optuna)) \
+	$(if $(STORAGE),hydra.sweeper.storage=$(STORAGE))
+
+study-report: .venv/.synced ## Best parameters (override line, experiment YAML) and HTML plots of a study: make study-report STUDY=digits_optuna
+	$(UVRUN) python src/study_report.py $(STUDY_SEARCH) $(ARGS)
+
+train-best: .venv/.synced ## Train with a study's best parameters: make train-best STUDY=digits_optuna [TRIAL=n] [ARGS="trainer.max_epochs=50"]
+	$(UVRUN) python src/study_report.py $(STUDY_SEARCH) train_best=true $(if $(TRIAL),trial=$(TRIAL)) \
+		$(if $(ARGS),'train_args="$(ARGS)"')
 
 data-vimh: data-simple-saw ## Generate the VIMH data set data=vimh reads (simple_saw, 2000 samples)
 

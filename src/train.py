@@ -21,8 +21,10 @@ from src.utils import (  # noqa: E402  (needs the root on sys.path)
     print_summary,
     task_wrapper,
 )
+from src.utils.ddp import multirun_job_as_single_run  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
-from src.utils.run_metadata import write_run_metadata  # noqa: E402
+from src.utils.logging_utils import count_parameters  # noqa: E402
+from src.utils.run_metadata import write_run_metadata, write_splits  # noqa: E402
 
 log = RankedLogger(__name__)
 
@@ -39,6 +41,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     model, datamodule, trainer = objects["model"], objects["datamodule"], objects["trainer"]
     check_batchnorm_batches(model, datamodule)
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, trainer)
+    write_splits(cfg.paths.output_dir, datamodule)  # <run>/splits.json: the samples of each split
     if cfg.get("ckpt_path"):
         check_checkpoint_fits(cfg.ckpt_path, model)
     if objects["logger"]:
@@ -67,10 +70,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 @exit_on_user_error
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | list[float] | None:
     extras(cfg)
-    metric_dict, _ = train(cfg)
-    value = get_metric_value(metric_dict, cfg.get("optimized_metric"))
+    with multirun_job_as_single_run(__file__):  # DDP's extra ranks re-run this job alone
+        metric_dict, objects = train(cfg)
+    # the parameter counts can be objectives too: optimized_metric=[val/acc_best, model/params/total]
+    objectives = {**metric_dict, **count_parameters(objects["model"])}
+    value = get_metric_value(objectives, cfg.get("optimized_metric"))
     print_summary(metric_dict, cfg.paths.output_dir)
     return value
 

@@ -197,15 +197,3 @@ def test_every_experiment_in_one_multirun(tmp_path: Path) -> None:
     )
     assert ran == experiments
     assert np.all([(job / "debug.log").is_file() for job in sweep.iterdir() if job.is_dir()])
-
-
-@pytest.mark.slow
-def test_ddp_sim_writes_one_run_directory(tmp_path: Path) -> None:
-    """trainer=ddp_sim: 2 CPU processes, one run directory, checkpoints from rank 0."""
-    done = run_cli("train.py", "trainer=ddp_sim", f"paths.log_dir={tmp_path}", *FAST)
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs = list((tmp_path / "train" / "runs").iterdir())
-    assert len(runs) == 1 and run_directory(done.stdout) == runs[0]
-    saved = sorted(p.name for p in (runs[0] / "checkpoints").iterdir())
-    assert saved[-1] == "last.ckpt" and len(saved) == 2 and saved[0].startswith("epoch_")
-    assert test_metrics(done.stdout)["test/acc"] > 0.8

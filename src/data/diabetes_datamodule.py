@@ -39,6 +39,8 @@ class DiabetesDataModule(TabularDataModule):
         split_seed: int = 42,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__(
             path=str(Path(data_dir) / FILE_NAME),
@@ -49,6 +51,8 @@ class DiabetesDataModule(TabularDataModule):
             split_seed=split_seed,
             shuffle_seed=shuffle_seed,
             drop_last=drop_last,
+            num_folds=num_folds,
+            fold=fold,
         )
 
     def prepare_data(self) -> None:

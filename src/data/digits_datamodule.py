@@ -24,6 +24,8 @@ class DigitsDataModule(InMemoryDataModule):
             between two tasks and the split counts stay those of the whole set.
         invert: flip the pixel values (white digits become black), a second
             task on the same images.
+        num_folds, fold: k-fold cross-validation; the folds are dealt from all
+            ten digits (stratified), before ``digits`` selects some.
         other args: see ``InMemoryDataModule``.
     """
 
@@ -37,9 +39,18 @@ class DigitsDataModule(InMemoryDataModule):
         drop_last: bool = False,
         digits: Sequence[int] | None = None,
         invert: bool = False,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__(
-            data_dir, train_val_test_split, batch_size, split_seed, shuffle_seed, drop_last
+            data_dir,
+            train_val_test_split,
+            batch_size,
+            split_seed,
+            shuffle_seed,
+            drop_last,
+            num_folds=num_folds,
+            fold=fold,
         )
         if digits is not None:
             digits = [int(d) for d in digits]
@@ -76,6 +87,7 @@ class DigitsDataModule(InMemoryDataModule):
         for name, (x, y) in self.splits.items():
             keep = relabel[y] >= 0
             self.splits[name] = (x[keep].contiguous(), relabel[y[keep]].contiguous())
+            self.split_indices[name] = self.split_indices[name][keep]
 
     @property
     def spec(self) -> dict[str, Any]:

@@ -37,11 +37,24 @@ class MNISTDataModule(InMemoryDataModule):
         shuffle_seed: int | None = None,
         drop_last: bool = False,
         download: bool = True,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__(
-            data_dir, train_val_test_split, batch_size, split_seed, shuffle_seed, drop_last
+            data_dir,
+            train_val_test_split,
+            batch_size,
+            split_seed,
+            shuffle_seed,
+            drop_last,
+            num_folds=num_folds,
+            fold=fold,
         )
         self.download = download
+
+    @property
+    def source(self) -> str:
+        return f"MNIST ({self.raw_dir}: train, then t10k files)"
 
     @property
     def raw_dir(self) -> Path:

@@ -48,8 +48,8 @@ class SignalsDataModule(RegressionDataModule):
         amplitude_range: initial amplitudes drawn uniformly (a nuisance).
         noise_std: standard deviation of the added white noise.
         generation_seed: seed of the generator.
-        train_val_test_split, batch_size, split_seed, shuffle_seed, drop_last:
-            see ``InMemoryDataModule``.
+        train_val_test_split, batch_size, split_seed, shuffle_seed, drop_last,
+            num_folds, fold: see ``InMemoryDataModule``.
     """
 
     def __init__(
@@ -66,6 +66,8 @@ class SignalsDataModule(RegressionDataModule):
         split_seed: int = 42,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__(
             train_val_test_split=train_val_test_split,
@@ -73,6 +75,8 @@ class SignalsDataModule(RegressionDataModule):
             split_seed=split_seed,
             shuffle_seed=shuffle_seed,
             drop_last=drop_last,
+            num_folds=num_folds,
+            fold=fold,
         )
         self.generation = {
             "count": num_samples,

@@ -16,6 +16,9 @@ from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
 
+# what split indices count when data.drop_na has left rows out
+DROPPED = " (counting only the rows data.drop_na kept)"
+
 
 class TabularDataModule(RegressionDataModule):
     """Feature columns in, target columns out, one sample per row.
@@ -34,7 +37,8 @@ class TabularDataModule(RegressionDataModule):
         train_val_test_split: fractions (adding up to 1) or counts of the rows.
         split_column: a column whose values (train, val, test) place each row.
         drop_na: leave out rows with NaN or infinite values instead of stopping.
-        batch_size, split_seed, shuffle_seed, drop_last: see ``InMemoryDataModule``.
+        batch_size, split_seed, shuffle_seed, drop_last, num_folds, fold: see
+            ``InMemoryDataModule`` (the folds deal out the train and val rows).
     """
 
     def __init__(
@@ -49,6 +53,8 @@ class TabularDataModule(RegressionDataModule):
         split_seed: int = 42,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         paths: dict[str, Path] = {}
         if isinstance(path, Mapping):
@@ -62,6 +68,8 @@ class TabularDataModule(RegressionDataModule):
             split_seed,
             shuffle_seed,
             drop_last,
+            num_folds=num_folds,
+            fold=fold,
         )
         self.paths = paths
         self.targets = (
@@ -161,9 +169,16 @@ class TabularDataModule(RegressionDataModule):
                         f"Data file {self.paths[name]} ({name} split) has no rows."
                     )
                 splits[name] = (x, y)
+            self.number_in_turn(splits)
+            self.indexed = (
+                f"the rows of {', '.join(str(self.paths[name]) for name in SPLITS)}, "
+                "one file after another"
+            ) + (DROPPED if self.drop_na else "")
             return splits
         if not self.split_column:
-            return super().load_splits()
+            splits = super().load_splits()
+            self.indexed += DROPPED if self.drop_na else ""
+            return splits
         path = self.paths["all"]
         x, y, labels = self._read(path)
         unknown = sorted(set(labels) - set(SPLITS))
@@ -178,7 +193,10 @@ class TabularDataModule(RegressionDataModule):
                 f"Column '{self.split_column}' of {path} gives the splits {counts} rows: "
                 "every split needs at least one row."
             )
-        return {
-            name: (x[torch.from_numpy(labels == name)], y[torch.from_numpy(labels == name)])
-            for name in SPLITS
+        self.split_indices = {
+            name: torch.from_numpy(np.flatnonzero(labels == name)) for name in SPLITS
         }
+        self.indexed = f"the {len(x)} rows of {path}, in file order" + (
+            DROPPED if self.drop_na else ""
+        )
+        return {name: (x[index], y[index]) for name, index in self.split_indices.items()}

@@ -2,7 +2,13 @@
 
 Splits: the data set's ``test`` file is the test split; its ``train`` file is
 cut into train and val (``val_fraction``, seeded by ``split_seed``), so the
-test split never takes part in model selection.
+test split never takes part in model selection. With ``num_folds`` the train
+file is the pool dealt into folds (``InMemoryDataModule``). These folds are
+not stratified: a sample has one label per parameter, and keeping the
+proportions of every parameter's values, or of their combinations, in every
+fold is not possible in general, so the folds are plainly shuffled (with a
+few thousand samples each fold still sees every region of the parameter
+space).
 
 A batch is the tuple ``(x, y, levels)``:
 
@@ -61,6 +67,8 @@ class VIMHDataModule(InMemoryDataModule):
             same settings an existing one is used; other settings are an error).
         generation: the generator's settings (``synth``, ``size``, ``seed``,
             ``test_fraction``), as in ``configs/generate_vimh.yaml``.
+        num_folds, fold: k-fold cross-validation over the train file (instead of
+            the ``val_fraction`` cut); see the module docstring.
     """
 
     def __init__(
@@ -75,8 +83,19 @@ class VIMHDataModule(InMemoryDataModule):
         head_kinds: dict[str, str] | None = None,
         generate: bool = False,
         generation: dict[str, Any] | None = None,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
-        super().__init__(data_dir, (0, 0, 0), batch_size, split_seed, shuffle_seed, drop_last)
+        super().__init__(
+            data_dir,
+            (0, 0, 0),
+            batch_size,
+            split_seed,
+            shuffle_seed,
+            drop_last,
+            num_folds=num_folds,
+            fold=fold,
+        )
         if not 0 < val_fraction < 1:
             raise UserInputError(f"data.val_fraction must be in (0, 1), got {val_fraction}.")
         if generate and generation is None:
@@ -132,7 +151,8 @@ class VIMHDataModule(InMemoryDataModule):
     def split_train(
         self, train: tuple[torch.Tensor, ...]
     ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-        """Cut the train file's samples into train and val, seeded by ``split_seed``."""
+        """Cut the train file's samples into train and val, seeded by ``split_seed``
+        (their positions in the file go to ``split_indices``)."""
         total = len(train[0])
         num_val = round(total * self.val_fraction)
         if not 0 < num_val < total:
@@ -144,15 +164,26 @@ class VIMHDataModule(InMemoryDataModule):
         generator = torch.Generator().manual_seed(self.split_seed)
         order = torch.randperm(total, generator=generator)
         val, kept = order[:num_val], order[num_val:]
+        self.split_indices.update(train=kept, val=val)
         return tuple(t[kept] for t in train), tuple(t[val] for t in train)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
+        folds = self.cross_validating()
         self.dataset_info()  # generates or names a missing data set first
         _, files = read_dataset(self.data_dir)
-        train, val = self.split_train(as_tensors(files["train"]))
-        parts = {"train": train, "val": val, "test": as_tensors(files["test"])}
+        pool, test = as_tensors(files["train"]), as_tensors(files["test"])
+        train, val = self.split_train(pool)
+        parts = {"train": train, "val": val, "test": test}
+        size, tested = len(pool[0]), len(test[0])
+        self.split_indices["test"] = torch.arange(size, size + tested)
+        self.indexed = (
+            f"the {size} samples of {self.data_dir}/train, then the {tested} of "
+            f"{self.data_dir}/test, in file order"
+        )
+        if folds:
+            parts = self.fold_splits(parts)
         x, y, levels = parts["train"]
         self.fit_normalisation(x.float(), y)
         level_mean, level_std = levels.mean(0), levels.std(0).clamp_min(MIN_LEVEL_STD)

@@ -2,8 +2,9 @@
 
 Hydra already saves the composed config and the overrides (``.hydra/``).
 This adds what the config cannot say: the code (git commit, plus a diff of
-uncommitted changes), the dependency set (the hash of ``uv.lock``), and the
-software and hardware the run used.
+uncommitted changes), the dependency set (the hash of ``uv.lock``), the
+software and hardware the run used, and which samples went into which split
+(``splits.json``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 METADATA_FILE = "run_metadata.json"
 DIFF_FILE = "git_diff.patch"
+SPLITS_FILE = "splits.json"
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -109,4 +111,19 @@ def write_run_metadata(
         metadata["git"]["diff_file"] = DIFF_FILE
     path = output_dir / METADATA_FILE
     path.write_text(json.dumps(metadata, indent=2) + "\n")
+    return path
+
+
+@rank_zero_only
+def write_splits(output_dir: str | Path, datamodule: Any) -> Path | None:
+    """Write the data module's ``split_record()`` (settings, and each split's sample
+    indices into the data set) to ``splits.json``; nothing for a data module without one."""
+    if not hasattr(datamodule, "split_record"):
+        return None
+    record = datamodule.split_record()
+    path = Path(output_dir) / SPLITS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one key per line, each index list on one line: readable, and small
+    lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items())
+    path.write_text("{\n" + lines + "\n}\n")
     return path

@@ -5,6 +5,7 @@ module reads the overrides and tags (Hydra's files), the metric history (the
 CSV logger's ``metrics.csv``), how the run ended (``run_status.json``, written
 by ``task_wrapper``), and its checkpoints. Everything returns plain pandas
 tables or matplotlib axes, so a notebook stays a few lines per question.
+``fold_table`` and ``fold_summary`` read a k-fold cross-validation multirun.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
         "tags": config.get("tags"),
         "status": status.get("status", "unknown"),
     }
+    if "error" in status:
+        row["error"] = status["error"]
     history = load_metrics(run_dir)
     for column in history.columns.difference(["epoch", "step"]):
         values = history[column].dropna()
@@ -103,6 +106,95 @@ def multirun_table(multirun_dir: str | Path, metric: str | None = None) -> pd.Da
         table = table.sort_values(metric, ascending=False, ignore_index=True)
     table.attrs["swept"] = [k for k in keys if table[k].astype(str).nunique() > 1]
     return table
+
+
+def fold_table(multirun_dir: str | Path) -> pd.DataFrame:
+    """The folds of a k-fold multirun (``-m data.num_folds=K data.fold=range(K)``): one
+    row per job (``multirun_table``), with its ``num_folds`` and ``fold`` columns.
+
+    Keys swept besides the fold (``model.optimizer.lr=...``) make one
+    cross-validation per setting: ``table.attrs["groups"]`` names them. Stops
+    unless every job finished and each setting has each fold exactly once.
+    """
+    if not Path(multirun_dir).is_dir():
+        raise UserInputError(
+            f"{multirun_dir} is not a directory: give the directory of a multirun over the "
+            "folds, logs/train/multiruns/<time>."
+        )
+    table = multirun_table(multirun_dir)
+    if table.empty:
+        raise UserInputError(
+            f"{multirun_dir} holds no jobs (no <job>/.hydra/config.yaml): give the directory "
+            "of a multirun, logs/train/multiruns/<time>."
+        )
+    folds = [
+        (yaml.safe_load(Path(job, ".hydra", "config.yaml").read_text()).get("data") or {})
+        for job in table["run_dir"]
+    ]
+    table["num_folds"] = [data.get("num_folds") for data in folds]
+    table["fold"] = [data.get("fold") for data in folds]
+    plain = table.loc[table["num_folds"].isna() | table["fold"].isna(), "run_dir"].tolist()
+    if plain:
+        raise UserInputError(
+            f"{len(plain)} job(s) of {multirun_dir} are not folds of a cross-validation "
+            f"(data.num_folds or data.fold unset), e.g. {plain[0]}. Run the folds as "
+            "python src/train.py -m data.num_folds=5 'data.fold=range(5)'."
+        )
+    unfinished = table[table["status"] != "finished"]
+    if not unfinished.empty:
+        why = []
+        for _, job in unfinished.iterrows():
+            error = job.get("error")
+            detail = f": {error}" if isinstance(error, str) else ""
+            why.append(f"{job['run_dir']} ({job['status']}{detail})")
+        raise UserInputError(
+            f"{len(why)} fold job(s) of {multirun_dir} did not finish, so their folds have no "
+            f"final metrics: {'; '.join(why)}. Fix the cause and run those folds again."
+        )
+    table["num_folds"] = table["num_folds"].astype(int)
+    table["fold"] = table["fold"].astype(int)
+    groups = [k for k in table.attrs["swept"] if k not in ("data.fold", "data.num_folds")]
+    table.attrs["groups"] = groups
+    for setting, jobs in table.groupby(groups + ["num_folds"], dropna=False, sort=False):
+        k = int(jobs["num_folds"].iloc[0])
+        if sorted(jobs["fold"]) != list(range(k)):
+            missing = sorted(set(range(k)) - set(jobs["fold"]))
+            twice = sorted(jobs["fold"][jobs["fold"].duplicated()].unique().tolist())
+            where = f" with {dict(zip(groups, setting, strict=False))}" if groups else ""
+            raise UserInputError(
+                f"The cross-validation in {multirun_dir}{where} has folds "
+                f"{sorted(jobs['fold'].tolist())} of data.num_folds={k}"
+                + (f": missing {missing}" if missing else "")
+                + (f": {twice} more than once" if twice else "")
+                + f". Run each fold once: -m data.num_folds={k} 'data.fold=range({k})'."
+            )
+    return table.sort_values([*groups, "num_folds", "fold"], ignore_index=True)
+
+
+def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (sample, ddof=1) across the folds of ``fold_table``'s
+    table, of each final ``test/`` metric and each ``val/..._best``: one row per swept
+    setting (the columns ``table.attrs["groups"]``) and statistic."""
+    metrics = [
+        c
+        for c in table.columns
+        if c.startswith("test/") or (c.startswith("val/") and c.endswith("_best"))
+    ]
+    if not metrics:
+        raise UserInputError(
+            "The fold jobs logged no test/ metric and no val/..._best metric: train with "
+            "test=true and a model that tracks a best validation metric."
+        )
+    keys = [*table.attrs.get("groups", []), "num_folds"]
+    rows = []
+    for setting, jobs in table.groupby(keys, dropna=False, sort=False):
+        values = jobs[metrics].astype(float)
+        for statistic, computed in (("mean", values.mean()), ("std", values.std(ddof=1))):
+            rows.append({**dict(zip(keys, setting, strict=True)), "statistic": statistic})
+            rows[-1].update(computed.to_dict())
+    summary = pd.DataFrame(rows)
+    summary.attrs["metrics"] = metrics
+    return summary
 
 
 def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax: Any = None):

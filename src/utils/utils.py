@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,20 @@ def exit_on_user_error(main: Callable[[DictConfig], Any]) -> Callable[[DictConfi
             return main(cfg)
         except Exception as error:
             cause = user_error_in(error)
-            if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
+            if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or in_multirun():
+                raise  # in a multirun the sweeper records the failed job and goes on
             print(f"Error: {cause}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
 
     return wrap
+
+
+def in_multirun() -> bool:
+    """Whether this is a job of a multirun (``-m``, or an ``hparams_search`` config)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def user_error_in(error: BaseException) -> UserInputError | None:
@@ -124,16 +132,22 @@ def print_summary(metric_dict: dict[str, Any], output_dir: str) -> None:
     print(f"Run directory: {output_dir}")
 
 
-def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> float | None:
-    """The value of ``optimized_metric``, for the sweeper."""
+def get_metric_value(
+    metric_dict: dict[str, Any], metric_name: str | Sequence[str] | None
+) -> float | list[float] | None:
+    """The value of ``optimized_metric`` for the sweeper; a list of values when it names
+    several metrics (a multi-objective search, one ``hydra.sweeper.direction`` each)."""
     if not metric_name:
         log.info("Metric name is None! Skipping metric value retrieval...")
         return None
-    if metric_name not in metric_dict:
+    names = [metric_name] if isinstance(metric_name, str) else list(metric_name)
+    missing = [name for name in names if name not in metric_dict]
+    if missing:
         raise UserInputError(
-            f"optimized_metric={metric_name} was not logged. Logged metrics: "
-            f"{sorted(metric_dict)}. Set optimized_metric to one of them."
+            f"optimized_metric={metric_name} names {missing}, which the run did not log. "
+            f"Logged metrics: {sorted(metric_dict)}. Set optimized_metric to one of them "
+            "(or a list of them)."
         )
-    value = float(metric_dict[metric_name])
-    log.info(f"Retrieved metric value! <{metric_name}={value}>")
-    return value
+    values = [float(metric_dict[name]) for name in names]
+    log.info(f"Retrieved metric value! <{', '.join(f'{n}={v}' for n, v in zip(names, values, strict=True))}>")
+    return values[0] if isinstance(metric_name, str) else values

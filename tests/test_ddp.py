@@ -1,0 +1,180 @@
+"""DDP under Hydra: the command Lightning runs for the extra ranks, and trainer=ddp_sim
+end to end (2 CPU processes, gloo) in a single run and in an Optuna multirun: one
+directory per job, written by rank 0 alone, each job's metric returned to the sweeper."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.conf import ConfigSourceInfo
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import read_write
+
+from src.utils.ddp import multirun_job_as_single_run
+from src.utils.errors import UserInputError
+from tests.conftest import ROOT, compose_config, run_cli
+from tests.test_cli import FAST, run_directory, test_metrics
+
+# what Lightning prints when a rank joins the process group
+RANK_ONE_JOINS = "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2"
+
+
+@pytest.fixture
+def multirun_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Hydra's state inside job 1 of `python src/train.py -m -cd <dir> trainer=ddp_sim
+    model.optimizer.lr=0.01,0.02 hydra.sweep.dir=sweeps/s`; returns the job's directory."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # put back after the test
+    overrides = ["hydra.mode=MULTIRUN", "hydra.sweep.dir=sweeps/s"]
+    cfg = compose_config(
+        "train.yaml", [*overrides, "trainer=ddp_sim", "model.optimizer.lr=0.02"], tmp_path
+    )
+    job_dir = tmp_path / "sweeps" / "s" / "1"
+    with read_write(cfg.hydra):  # what Hydra adds for -cd and at the job's start
+        cfg.hydra.runtime.config_sources.append(
+            ConfigSourceInfo(
+                path=str(tmp_path / "more_configs"), schema="file", provider="command-line"
+            )
+        )
+        cfg.hydra.runtime.output_dir = str(job_dir)
+    HydraConfig.instance().set_config(cfg)
+    monkeypatch.setattr(sys, "argv", ["src/train.py", "-m", "model.optimizer.lr=0.01,0.02"])
+    return job_dir
+
+
+def test_rank_one_reruns_its_job_alone(multirun_job: Path) -> None:
+    """Lightning's own command for rank 1, built inside a multirun job: the script with
+    this job's overrides as a single run (no -m, no sweep), in the job's directory."""
+    from lightning.fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
+
+    import __main__
+
+    script = str(ROOT / "src" / "train.py")
+    sweep_argv, main_spec = sys.argv, __main__.__spec__
+    with multirun_job_as_single_run(script):
+        command, _ = _hydra_subprocess_cmd(local_rank=1)
+    # the next job starts from the sweep's command and the process's own __main__ again
+    assert sys.argv is sweep_argv and __main__.__spec__ is main_spec
+    assert command == [
+        sys.executable,
+        script,  # not pytest, the __main__ of this process
+        "--config-name=train.yaml",
+        f"--config-path={ROOT / 'configs'}",
+        f"--config-dir={multirun_job.parents[2] / 'more_configs'}",
+        "hydra.sweep.dir=sweeps/s",
+        "trainer=ddp_sim",
+        "model.optimizer.lr=0.02",
+        f'hydra.run.dir="{multirun_job}"',  # Lightning adds these three
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.output_subdir=null",
+    ]
+
+
+def test_multirun_under_torchrun_is_refused(multirun_job: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "1")  # what torchrun sets in its processes
+    with pytest.raises(UserInputError, match="without torchrun"):
+        with multirun_job_as_single_run(str(ROOT / "src" / "train.py")):
+            pass
+
+
+def assert_written_by_rank_zero(run_dir: Path) -> None:
+    """One run's files, written once: rank 1 would add a logger version, or rewrite
+    the run metadata with its own command (which names its Hydra job)."""
+    saved = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert len(saved) == 2 and saved[0].startswith("epoch_") and saved[1] == "last.ckpt"
+    assert [p.name for p in (run_dir / "csv").iterdir()] == ["version_0"]
+    metadata = json.loads((run_dir / "run_metadata.json").read_text())
+    assert metadata["devices"]["num_devices"] == 2
+    assert metadata["devices"]["strategy"] == "DDPStrategy"
+    assert not any("train_ddp_process" in arg for arg in metadata["command"])
+    assert json.loads((run_dir / "run_status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_ddp_sim_single_run(tmp_path: Path) -> None:
+    done = run_cli("train.py", "trainer=ddp_sim", f"paths.log_dir={tmp_path}", *FAST, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.stdout + done.stderr).count(RANK_ONE_JOINS) == 1
+    assert [p.name for p in (tmp_path / "train").iterdir()] == ["runs"]
+    runs = list((tmp_path / "train" / "runs").iterdir())
+    assert len(runs) == 1 and run_directory(done.stdout) == runs[0]
+    assert_written_by_rank_zero(runs[0])
+    assert test_metrics(done.stdout)["test/acc"] > 0.8
+
+
+@pytest.mark.slow
+def test_ddp_sim_optuna_multirun(tmp_path: Path) -> None:
+    """Two Optuna trials, each a 2-process DDP job; Optuna's best value is the
+    best job's val/acc_best, so each job returned rank 0's metric."""
+    done = run_cli(
+        "train.py",
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.sampler.seed=1",
+        "trainer=ddp_sim",
+        "model.optimizer.lr=interval(0.003,0.03)",
+        f"paths.log_dir={tmp_path}",
+        *FAST,
+        timeout=500,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert output.count("Launching 2 jobs") == 1  # rank 1 never starts a sweep of its own
+    assert output.count(RANK_ONE_JOINS) == 2  # each job starts its own rank 1
+    # no run directory of rank 1, no second multirun directory
+    assert [p.name for p in (tmp_path / "train").iterdir()] == ["multiruns"]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [job.name for job in jobs] == ["0", "1"]
+
+    returned = {}
+    for job in jobs:
+        assert_written_by_rank_zero(job)
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        (lr,) = [o.split("=")[1] for o in overrides if o.startswith("model.optimizer.lr=")]
+        metadata = json.loads((job / "run_metadata.json").read_text())
+        assert "-m" not in metadata["command"]  # the job's own command, as a single run
+        assert f"model.optimizer.lr={lr}" in metadata["command"]
+        metrics = json.loads((job / "run_status.json").read_text())["metrics"]
+        assert metrics["val/acc_best"] > 0.8
+        returned[float(lr)] = metrics["val/acc_best"]
+    assert len(returned) == 2  # two trials, two learning rates
+
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best_lr = max(returned, key=returned.get)
+    assert results["best_value"] == pytest.approx(returned[best_lr])
+    assert results["best_params"]["model.optimizer.lr"] == pytest.approx(best_lr)
+
+
+@pytest.mark.slow
+def test_ddp_sim_parallel_jobs_through_joblib(tmp_path: Path) -> None:
+    """`-m hydra/launcher=joblib hydra.launcher.n_jobs=2 trainer=ddp_sim lr=a,b`: two
+    jobs at once, each in a joblib worker that starts its own rank 1 from the script."""
+    done = run_cli(
+        "train.py",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "trainer=ddp_sim",
+        "model.optimizer.lr=0.01,0.02",
+        f"paths.log_dir={tmp_path}",
+        *FAST,
+        timeout=500,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.stdout + done.stderr).count(RANK_ONE_JOINS) == 2
+    assert [p.name for p in (tmp_path / "train").iterdir()] == ["multiruns"]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [job.name for job in jobs] == ["0", "1"]
+    for job, lr in zip(jobs, ("0.01", "0.02"), strict=True):
+        assert_written_by_rank_zero(job)
+        command = json.loads((job / "run_metadata.json").read_text())["command"]
+        assert f"model.optimizer.lr={lr}" in command and "-m" not in command
+        metrics = json.loads((job / "run_status.json").read_text())["metrics"]
+        assert metrics["val/acc_best"] > 0.8
