@@ -186,12 +186,25 @@ def test_every_experiment_config(
 
 @pytest.mark.parametrize("search", options("hparams_search"))
 def test_every_hparams_search_config(search: str, tmp_path: Path) -> None:
-    experiment = search.replace("_optuna", "_mlp")
-    cfg = compose_config(
-        "train.yaml", [f"hparams_search={search}", f"experiment={experiment}"], tmp_path
-    )
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    # each search config pins the experiment it searches
+    cfg = compose_config("train.yaml", [f"hparams_search={search}"], tmp_path)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper")
-    hydra.utils.get_class(sweeper._target_)  # the plugin is installed
-    for key in sweeper.params:  # every searched key exists in the composed config
-        assert OmegaConf.select(cfg, key) is not None, f"{search} searches unknown key {key}"
+    assert cfg.hydra.runtime.choices.experiment is not None
+    assert sweeper._target_.endswith("OptunaStudySweeper") and sweeper.study_name == search
+    hydra.utils.get_class(sweeper._target_)  # the plugin is found
+    metrics, directions = cfg.optimized_metric, sweeper.direction
+    if isinstance(metrics, str):
+        assert directions in ("maximize", "minimize")
+    else:  # several objectives: one direction each
+        assert len(metrics) == len(directions) >= 2
+    overrides = [f"{key}={value}" for key, value in sweeper.params.items()]
+    distributions, fixed = create_params_from_overrides(overrides)
+    assert not fixed and len(distributions) == len(sweeper.params) >= 3
+    for key, distribution in distributions.items():
+        if "/" in key:  # a config group: each choice is one of its options
+            assert key in cfg.hydra.runtime.choices, f"{search} searches unknown group {key}"
+            assert set(distribution.choices) <= set(options(key)), (search, key)
+        else:  # every searched key exists in the composed config
+            assert OmegaConf.select(cfg, key) is not None, f"{search} searches unknown key {key}"

@@ -149,5 +149,6 @@ def get_metric_value(
             "(or a list of them)."
         )
     values = [float(metric_dict[name]) for name in names]
-    log.info(f"Retrieved metric value! <{', '.join(f'{n}={v}' for n, v in zip(names, values, strict=True))}>")
+    shown = ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
+    log.info(f"Retrieved metric value! <{shown}>")
     return values[0] if isinstance(metric_name, str) else values
