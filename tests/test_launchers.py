@@ -1,0 +1,125 @@
+"""Launchers: trials side by side on this machine (joblib), and the SLURM configs of Hydra's
+submitit launcher, composed and turned into the sbatch script submitit would submit (there
+is no cluster here to submit it to)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tests.conftest import ROOT, compose_config
+
+
+def sbatch_script(launcher, folder: Path) -> str:
+    """The sbatch file submitit writes for one job of ``launcher`` (a SlurmLauncher)."""
+    from submitit.slurm.slurm import (
+        SlurmExecutor,
+        _convert_mem,
+        _get_default_parameters,
+        _make_sbatch_string,
+    )
+
+    # what the launcher hands the executor: its generic names mapped to sbatch's
+    generic = SlurmExecutor._equivalence_dict()
+    params = {
+        generic.get(key, key): value
+        for key, value in launcher.params.items()
+        if key not in ("submitit_folder", "max_num_timeout")  # the executor's own settings
+    }
+    params["mem"] = _convert_mem(params["mem"])
+    unknown = set(params) - set(_get_default_parameters())
+    assert not unknown, f"submitit's SLURM executor does not take {unknown}"
+    return _make_sbatch_string(command="python -m submitit.core._submit", folder=folder, **params)
+
+
+@pytest.mark.parametrize(
+    ("launcher", "partition", "gpus", "cpus", "mem", "minutes"),
+    [("slurm_cpu", "cpu", None, 4, "16GB", 60), ("slurm_gpu", "gpu", 1, 8, "64GB", 240)],
+)
+def test_slurm_configs(launcher, partition, gpus, cpus, mem, minutes, tmp_path: Path) -> None:
+    cfg = compose_config(
+        "train.yaml",
+        [f"hydra/launcher={launcher}", "hparams_search=digits_optuna", "hydra.sweeper.n_jobs=8"],
+        tmp_path,
+    )
+    built = instantiate(cfg.hydra.launcher)
+    assert type(built).__name__ == "SlurmLauncher"
+    assert built.params["partition"] == partition
+    assert built.params["gpus_per_node"] == gpus
+    assert built.params["submitit_folder"].startswith(str(tmp_path))  # beside the trials
+    script = sbatch_script(built, tmp_path)
+    assert f"#SBATCH --partition={partition}\n" in script
+    assert f"#SBATCH --cpus-per-task={cpus}\n" in script
+    assert f"#SBATCH --mem={mem}\n" in script
+    assert f"#SBATCH --time={minutes}\n" in script
+    assert ("#SBATCH --gpus-per-node=1\n" in script) == (gpus == 1)
+    assert built.params["array_parallelism"] == 16  # jobs of one batch at once
+    # every key of these configs is documented where it is set
+    for name in ("slurm_cpu", "slurm_gpu"):
+        text = (ROOT / "configs" / "hydra" / "launcher" / f"{name}.yaml").read_text()
+        for line in text.splitlines():
+            if re.match(r"^\w+:", line) and not line.startswith("defaults:"):
+                assert " # " in line, f"{name}.yaml: {line} has no comment"
+
+
+def test_parallel_launcher_follows_the_sweeper(tmp_path: Path) -> None:
+    """hydra/launcher=parallel starts as many workers as the sweeper launches trials at once."""
+    overrides = ["hydra/launcher=parallel", "hparams_search=digits_optuna"]
+    cfg = compose_config("train.yaml", [*overrides, "hydra.sweeper.n_jobs=2"], tmp_path)
+    built = instantiate(cfg.hydra.launcher)
+    assert type(built).__name__ == "JoblibLauncher"
+    assert built.joblib["n_jobs"] == 2
+    # Hydra's basic sweeper has no n_jobs: one worker per core, as the plugin's default
+    basic = compose_config("train.yaml", ["hydra/launcher=parallel"], tmp_path)
+    assert OmegaConf.to_container(basic.hydra.launcher, resolve=True)["n_jobs"] == -1
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_study(tmp_path: Path) -> None:
+    """A real 4-trial search, 2 trials at a time in 2 worker processes, one study."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    sweeper = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "src" / "train.py"),
+            "hparams_search=digits_optuna",
+            "hydra/launcher=parallel",
+            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.n_trials=4",
+            f"hydra.sweeper.storage={storage}",
+            "debug=fdr",
+            f"paths.log_dir={tmp_path}",
+            "extras.print_config=false",
+            # each job's log line starts with the id of the process that ran it
+            "hydra.job_logging.formatters.simple.format='%(process)d %(message)s'",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = sweeper.communicate(timeout=900)
+    assert sweeper.returncode == 0, err[-3000:]
+
+    study = optuna.load_study(study_name="digits_optuna", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    (multirun,) = (tmp_path / "debug" / "multiruns").iterdir()
+    jobs = sorted(p for p in multirun.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    workers = [int((job / "debug.log").read_text().split()[0]) for job in jobs]
+    assert len(set(workers)) == 2 and sweeper.pid not in workers, workers
+    # the trials' values reached the study: each job's metric is its trial's value
+    for job, trial in zip(jobs, study.trials, strict=True):
+        status = json.loads((job / "run_status.json").read_text())
+        assert status["metrics"]["val/acc_best"] == trial.value
