@@ -24,9 +24,8 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.errors import UserInputError  # noqa: E402
+from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.utils.runs import fold_summary, fold_table  # noqa: E402
-from src.utils.utils import exit_on_user_error  # noqa: E402
 
 REPORT = "cv_report"
 

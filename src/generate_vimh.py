@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.data.components.vimh_generator import generate_vimh, settings_from  # noqa: E402
-from src.utils.utils import exit_on_user_error  # noqa: E402
+from src.utils.errors import exit_on_user_error  # noqa: E402
 
 
 def generate(cfg: DictConfig) -> Path:

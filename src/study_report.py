@@ -46,8 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.errors import UserInputError  # noqa: E402
-from src.utils.utils import exit_on_user_error  # noqa: E402
+from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 IMPORTANCE = "mean decrease in impurity (random forest)"

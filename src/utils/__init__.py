@@ -20,7 +20,7 @@ _HOMES = {
     "log_hyperparameters": "src.utils.logging_utils",
     "enforce_tags": "src.utils.rich_utils",
     "print_config_tree": "src.utils.rich_utils",
-    "exit_on_user_error": "src.utils.utils",
+    "exit_on_user_error": "src.utils.errors",
     "extras": "src.utils.utils",
     "get_metric_value": "src.utils.utils",
     "print_summary": "src.utils.utils",

@@ -37,8 +37,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import read_write
 
-from src.utils.errors import UserInputError
-from src.utils.utils import in_multirun
+from src.utils.errors import UserInputError, in_multirun
 
 # what Lightning's subprocess launcher sets in os.environ for its ranks
 LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -77,50 +76,6 @@ def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
                 wandb.finish()
 
     return wrap
-
-
-def exit_on_user_error(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Turn a ``UserInputError`` into its message alone and exit status 1.
-
-    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
-    """
-
-    @functools.wraps(main)
-    def wrap(cfg: DictConfig) -> Any:
-        try:
-            return main(cfg)
-        except Exception as error:
-            cause = user_error_in(error)
-            if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or in_multirun():
-                raise  # in a multirun the sweeper records the failed job and goes on
-            print(f"Error: {cause}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
-
-    return wrap
-
-
-def in_multirun() -> bool:
-    """Whether this is a job of a multirun (``-m``, or an ``hparams_search`` config)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def user_error_in(error: BaseException) -> UserInputError | None:
-    """The ``UserInputError`` behind ``error``, if any.
-
-    Hydra's ``instantiate`` re-raises what a constructor raised as an
-    ``InstantiationException`` whose cause is the original error: follow the chain.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, UserInputError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 @rank_zero_only
