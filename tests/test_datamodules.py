@@ -32,6 +32,24 @@ def test_digits_split_shapes_and_normalisation() -> None:
     assert dm.spec == {"input_shape": [1, 8, 8], "num_classes": 10}
 
 
+def test_digits_cache_holds_scikit_learns_digits(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    first = DigitsDataModule(data_dir=str(tmp_path))
+    first.setup()
+    cache = tmp_path / "digits" / "digits.npz"
+    assert cache.is_file()
+    again = DigitsDataModule(data_dir=str(tmp_path))  # from the cache
+    x, y = again.load_samples()
+    bunch = load_digits()
+    assert torch.equal(y, torch.from_numpy(bunch.target))
+    assert torch.equal(x, torch.from_numpy(bunch.images).float().div(16).unsqueeze(1))
+    cache.write_bytes(b"truncated")
+    with pytest.raises(UserInputError, match="cannot be read.*Delete it"):
+        DigitsDataModule(data_dir=str(tmp_path)).setup()
+    assert cache.read_bytes() == b"truncated"  # left as it was
+
+
 def test_split_must_fit_the_data() -> None:
     dm = DigitsDataModule(train_val_test_split=(1000, 100, 100))
     with pytest.raises(UserInputError, match="add up to 1797"):
