@@ -10,21 +10,12 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils import (  # noqa: E402  (needs the root on sys.path)
-    RankedLogger,
-    check_batchnorm_batches,
-    check_checkpoint_fits,
-    exit_on_user_error,
-    extras,
-    get_metric_value,
-    log_hyperparameters,
-    print_summary,
-    task_wrapper,
-)
+# light imports only: a sweeper process that launches jobs elsewhere (hydra/launcher=parallel)
+# never imports Lightning; train() and main() import what they use
 from src.utils.ddp import multirun_job_as_single_run  # noqa: E402
-from src.utils.instantiators import instantiate_run  # noqa: E402
-from src.utils.logging_utils import count_parameters  # noqa: E402
-from src.utils.run_metadata import write_run_metadata, write_splits  # noqa: E402
+from src.utils.errors import exit_on_user_error  # noqa: E402
+from src.utils.logging_utils import RankedLogger  # noqa: E402
+from src.utils.run_status import task_wrapper  # noqa: E402
 
 log = RankedLogger(__name__)
 
@@ -33,6 +24,11 @@ log = RankedLogger(__name__)
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the model, then test the best checkpoint. Returns (metrics, objects)."""
     import lightning as L
+
+    from src.utils.checkpoints import check_batchnorm_batches, check_checkpoint_fits
+    from src.utils.instantiators import instantiate_run
+    from src.utils.logging_utils import log_hyperparameters
+    from src.utils.run_metadata import write_run_metadata, write_splits
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -71,6 +67,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | list[float] | None:
+    from src.utils.logging_utils import count_parameters
+    from src.utils.utils import extras, get_metric_value, print_summary
+
     extras(cfg)
     with multirun_job_as_single_run(__file__):  # DDP's extra ranks re-run this job alone
         metric_dict, objects = train(cfg)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 QUIET = ["extras.print_config=false", "+trainer.enable_progress_bar=false"]
 FAST = ["trainer.max_epochs=2", "callbacks.rich_progress_bar=null", *QUIET]
@@ -37,7 +39,23 @@ def cnn_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, f
     logs = tmp_path_factory.mktemp("logs")
     done = run_cli("train.py", "model=cnn", f"paths.log_dir={logs}", *FAST)
     assert done.returncode == 0, done.stderr[-3000:]
-    return run_directory(done.stdout), test_metrics(done.stdout)
+    run_dir = run_directory(done.stdout)
+    # Lightning's messages print once, through Hydra's handlers, and reach the run's log
+    assert (done.stdout + done.stderr).count("GPU available:") == 1
+    assert "GPU available:" in (run_dir / "train.log").read_text()
+    return run_dir, test_metrics(done.stdout)
+
+
+def test_the_train_module_imports_no_lightning() -> None:
+    """A sweeper process that launches jobs elsewhere imports src/train.py but never trains."""
+    code = (
+        "import sys; import src.train; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'torch'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def snapshot(directory: Path) -> dict[str, str]:

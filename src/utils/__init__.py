@@ -24,7 +24,7 @@ _HOMES = {
     "extras": "src.utils.utils",
     "get_metric_value": "src.utils.utils",
     "print_summary": "src.utils.utils",
-    "task_wrapper": "src.utils.utils",
+    "task_wrapper": "src.utils.run_status",
 }
 
 __all__ = sorted(_HOMES)

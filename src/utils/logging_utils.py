@@ -6,8 +6,35 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
+
+
+def current_rank() -> int:
+    """This process's global rank (0 outside distributed runs), as Lightning knows it;
+    Lightning is imported here, not at import time, to keep this module light."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0)
+
+
+def route_lightning_logs() -> None:
+    """Lightning's messages through the root logger's handlers alone (under Hydra: the
+    console and the run's log file).
+
+    On import, the ``lightning``, ``lightning.pytorch`` and ``lightning.fabric``
+    packages may give their loggers a stderr handler of their own, and keep them from
+    propagating only when the root logger had no handler yet: so whether a Lightning
+    message prints once or twice, and whether it reaches the run's log file, would
+    depend on what imported Lightning first. Without root handlers (outside Hydra)
+    Lightning keeps its own.
+    """
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        package_logger = logging.getLogger(name)
+        for handler in list(package_logger.handlers):
+            package_logger.removeHandler(handler)
+        package_logger.propagate = True
 
 
 class RankedLogger(logging.LoggerAdapter):
@@ -20,7 +47,7 @@ class RankedLogger(logging.LoggerAdapter):
     def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
         if not self.isEnabledFor(level):
             return
-        rank = getattr(rank_zero_only, "rank", 0)
+        rank = current_rank()
         if self.rank_zero_only and rank != 0:
             return
         msg, kwargs = self.process(f"[rank: {rank}] {msg}" if rank else msg, kwargs)
@@ -39,9 +66,11 @@ def count_parameters(module: Any) -> dict[str, int]:
     }
 
 
-@rank_zero_only
 def log_hyperparameters(object_dict: Mapping[str, Any]) -> None:
-    """Send the composed config, parameter counts and tags to every logger of the trainer."""
+    """Send the composed config, parameter counts and tags to every logger of the trainer
+    (from rank 0)."""
+    if current_rank() != 0:
+        return
     cfg = object_dict["cfg"]
     trainer = object_dict["trainer"]
     if not trainer.loggers:

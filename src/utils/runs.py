@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from src.utils.errors import UserInputError
-from src.utils.utils import STATUS_FILE
+from src.utils.run_status import STATUS_FILE
 
 
 def find_runs(log_dir: str | Path) -> list[Path]:

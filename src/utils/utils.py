@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 import warnings
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
@@ -15,7 +11,7 @@ from omegaconf import DictConfig
 
 from src.utils import rich_utils
 from src.utils.errors import UserInputError
-from src.utils.logging_utils import RankedLogger
+from src.utils.logging_utils import RankedLogger, route_lightning_logs
 
 log = RankedLogger(__name__)
 
@@ -29,7 +25,9 @@ KNOWN_NOISE = (
 
 
 def extras(cfg: DictConfig) -> None:
-    """Optional utilities before the task starts: quiet known noise, tags, config tree."""
+    """Optional utilities before the task starts: quiet known noise, tags, config tree.
+    (Always: Lightning's messages go where the run's other messages go.)"""
+    route_lightning_logs()
     if not cfg.get("extras"):
         return
     if cfg.extras.get("ignore_warnings"):
@@ -40,42 +38,6 @@ def extras(cfg: DictConfig) -> None:
         rich_utils.enforce_tags(cfg, save_to_file=True)
     if cfg.extras.get("print_config"):
         rich_utils.print_config_tree(cfg, resolve=True, save_to_file=True)
-
-
-STATUS_FILE = "run_status.json"
-
-
-@rank_zero_only
-def write_status(output_dir: str, status: dict[str, Any]) -> None:
-    path = Path(output_dir) / STATUS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(status, indent=2) + "\n")
-
-
-def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
-    """Record how the task ended in ``<run>/run_status.json`` ("finished" with the
-    final metrics, "failed" with the error, "interrupted"), log the output
-    directory, and close W&B runs if any."""
-
-    @functools.wraps(task)
-    def wrap(cfg: DictConfig) -> tuple[dict, dict]:
-        status: dict[str, Any] = {"status": "interrupted"}
-        try:
-            metric_dict, object_dict = task(cfg)
-            metrics = {k: float(v) for k, v in sorted(metric_dict.items())}
-            status = {"status": "finished", "metrics": metrics}
-            return metric_dict, object_dict
-        except Exception as error:
-            status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
-            raise
-        finally:
-            write_status(cfg.paths.output_dir, status)
-            log.info(f"Output dir: {cfg.paths.output_dir}")
-            wandb = sys.modules.get("wandb")
-            if wandb is not None and wandb.run is not None:
-                wandb.finish()
-
-    return wrap
 
 
 @rank_zero_only
