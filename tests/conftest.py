@@ -12,7 +12,7 @@ import rootutils
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 CONFIGS = str(ROOT / "configs")
@@ -41,6 +41,28 @@ def compose_config(
         cfg.trainer.enable_model_summary = False
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Save the composed config in ``<run_dir>/.hydra/config.yaml`` as Hydra does for a
+    run (without Hydra's own node), for the tools that read a run back (``run_dir=``)."""
+    saved = cfg.copy()
+    with open_dict(saved):
+        del saved["hydra"]
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(saved, run_dir / ".hydra" / "config.yaml")
+
+
+def vimh_overrides(parent: Path, size: int) -> list[str]:
+    """Overrides that point data=vimh at a simple_saw set of ``size`` samples under
+    ``parent``, generated on first use."""
+    name = f"vimh-32x32x1_8000Hz_1p0s_{size}dss_simple_saw_2p"
+    return [
+        f"paths.data_dir={parent}",
+        "data.generate=true",
+        f"data.generation.size={size}",
+        f"data.data_dir={parent / name}",
+    ]
 
 
 def run_cli(script: str, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from src.export import export, export_onnx
 from src.train import train
 from src.utils.errors import UserInputError
-from tests.conftest import compose_config
+from tests.conftest import compose_config, save_run_config, vimh_overrides
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
@@ -52,22 +51,12 @@ OTHER_NETS = {
 def test_every_net_family_exports(net: str, tmp_path: Path) -> None:
     overrides = [*OTHER_NETS[net], "trainer.max_epochs=1", "+trainer.limit_train_batches=3"]
     if net.startswith("vimh"):
-        size = 400
-        name = f"vimh-32x32x1_8000Hz_1p0s_{size}dss_simple_saw_2p"
-        overrides += [
-            f"paths.data_dir={tmp_path / 'data'}",
-            "data.generate=true",
-            f"data.generation.size={size}",
-            f"data.data_dir={tmp_path / 'data' / name}",
-        ]
+        overrides += vimh_overrides(tmp_path / "data", 400)
     else:
         overrides.append(f"paths.data_dir={tmp_path / 'data'}")
     cfg = compose_config("train.yaml", overrides, tmp_path / "run")
     train(cfg)
-    # what Hydra saves in a run directory, which run_dir= reads back
-    (tmp_path / "run" / ".hydra").mkdir()
-    saved = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    OmegaConf.save(saved, tmp_path / "run" / ".hydra" / "config.yaml")
+    save_run_config(cfg, tmp_path / "run")  # export reads it back through run_dir=
     export_cfg = compose_config(
         "export.yaml", [f"run_dir={tmp_path / 'run'}", "bench_repeats=2"], tmp_path / "export"
     )

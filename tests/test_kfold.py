@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from src.cv_report import cv_report
 from src.data.components.folds import assign_folds
@@ -27,9 +27,7 @@ from src.data.vimh_datamodule import VIMHDataModule
 from src.train import train
 from src.utils.errors import UserInputError
 from src.utils.run_metadata import SPLITS_FILE
-from tests.conftest import compose_config, run_cli
-
-VIMH_NAME = "vimh-32x32x1_8000Hz_1p0s_200dss_simple_saw_2p"
+from tests.conftest import compose_config, run_cli, save_run_config, vimh_overrides
 
 Factory = Callable[[int | None, int | None], InMemoryDataModule]
 
@@ -184,17 +182,11 @@ def vimh_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     parent = tmp_path_factory.mktemp("vimh")
     cfg = compose_config(
         "train.yaml",
-        [
-            "data=vimh",
-            f"paths.data_dir={parent}",
-            "data.generate=true",
-            "data.generation.size=200",
-            f"data.data_dir={parent / VIMH_NAME}",
-        ],
+        ["data=vimh", *vimh_overrides(parent, 200)],
         parent,
     )
     hydra.utils.instantiate(cfg.data).prepare_data()
-    return parent / VIMH_NAME
+    return Path(cfg.data.data_dir)
 
 
 def test_digits_with_a_subset_of_digits() -> None:
@@ -289,11 +281,7 @@ def fold_job(sweep: Path, job: int, *overrides: str, epochs: int = 1) -> dict:
     job_dir = sweep / str(job)
     overrides = (f"trainer.max_epochs={epochs}", *overrides)
     cfg = compose_config("train.yaml", list(overrides), job_dir)
-    saved = cfg.copy()
-    with open_dict(saved):
-        del saved["hydra"]
-    (job_dir / ".hydra").mkdir(parents=True)
-    OmegaConf.save(saved, job_dir / ".hydra" / "config.yaml")
+    save_run_config(cfg, job_dir)
     OmegaConf.save(OmegaConf.create(list(overrides)), job_dir / ".hydra" / "overrides.yaml")
     metrics, _ = train(cfg)
     return {k: float(v) for k, v in metrics.items()}

@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from src.eval import evaluate
 from src.fuse_adapters import fuse_adapters
@@ -24,7 +24,7 @@ from src.utils.checkpoints import best_checkpoint, read_checkpoint
 from src.utils.errors import UserInputError
 from src.utils.instantiators import instantiate_model
 from src.utils.lora_runs import LoRARun
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, run_cli, save_run_config
 from tests.test_cli import FAST, QUIET, assert_clear_failure, run_directory, test_metrics
 
 EPOCHS = "trainer.max_epochs=15"  # enough for the thresholds below, a few seconds each
@@ -33,11 +33,7 @@ EPOCHS = "trainer.max_epochs=15"  # enough for the thresholds below, a few secon
 def train_run(run_dir: Path, *overrides: str) -> tuple[dict[str, float], dict[str, Any]]:
     """Train in-process, saving the composed config as Hydra would (merge and fuse read it)."""
     cfg = compose_config("train.yaml", list(overrides), run_dir)
-    saved = cfg.copy()
-    with open_dict(saved):
-        del saved["hydra"]
-    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(saved, run_dir / ".hydra" / "config.yaml")
+    save_run_config(cfg, run_dir)
     metrics, objects = train(cfg)
     return {k: float(v) for k, v in metrics.items()}, objects
 

@@ -17,7 +17,7 @@ from src.models.components.head_metrics import HeadMetrics
 from src.models.components.head_objectives import head_loss, predicted_values
 from src.train import train
 from src.utils.instantiators import fill_from_data
-from tests.conftest import CONFIGS, compose_config
+from tests.conftest import CONFIGS, compose_config, vimh_overrides
 
 # the spec of the default data=vimh (configs/synth/simple_saw.yaml): the parameter
 # counts in the vimh_* model config names refer to it (both heads classification)
@@ -86,16 +86,6 @@ class ShuffledHeadDataModule(VIMHDataModule):
         y = y.clone()
         y[:, column] = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0)), column]
         self.splits["train"] = (x, y, levels)
-
-
-def vimh_overrides(parent: Path, size: int) -> list[str]:
-    name = f"vimh-32x32x1_8000Hz_1p0s_{size}dss_simple_saw_2p"
-    return [
-        f"paths.data_dir={parent}",
-        "data.generate=true",
-        f"data.generation.size={size}",
-        f"data.data_dir={parent / name}",
-    ]
 
 
 def failing_heads(metrics: dict[str, Any], dm: VIMHDataModule, mae_ratio: float) -> list[str]:

@@ -1,4 +1,4 @@
-"""Run-level helpers: optional extras, the task wrapper, the metric for sweepers."""
+"""Run-level helpers: optional extras, the closing summary, the metric for sweepers."""
 
 from __future__ import annotations
 
