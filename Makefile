@@ -57,50 +57,50 @@ lint: .venv/.synced ## Check formatting and lint rules (ruff)
 	$(UVRUN) ruff check .
 
 lr-find: .venv/.synced ## Learning-rate range test for any experiment: make lr-find ARGS="experiment=digits_cnn"
-	$(UVRUN) python src/lr_find.py $(ARGS)
+	$(UVRUN) python src/tools/find_lr_batch_size.py $(ARGS)
 
 bs-find: .venv/.synced ## Largest batch size that trains: make bs-find ARGS="experiment=..."
-	$(UVRUN) python src/lr_find.py find=batch_size $(ARGS)
+	$(UVRUN) python src/tools/find_lr_batch_size.py find=batch_size $(ARGS)
 
 summary: .venv/.synced ## Parameters per layer, shapes and FLOPs of a model: make summary ARGS="model=cnn"
-	$(UVRUN) python src/summary.py $(ARGS)
+	$(UVRUN) python src/tools/summary.py $(ARGS)
 
 export: .venv/.synced ## Export a run's net to ONNX, check it against PyTorch: make export RUN=logs/train/runs/<run>
-	$(UVRUN) python src/export.py run_dir=$(RUN) $(ARGS)
+	$(UVRUN) python src/tools/export.py run_dir=$(RUN) $(ARGS)
 
 predict: .venv/.synced ## Predict new rows with a regression run: make predict RUN=<run> INPUT=rows.csv
-	$(UVRUN) python src/predict.py run_dir=$(RUN) input=$(INPUT) $(ARGS)
+	$(UVRUN) python src/tools/predict.py run_dir=$(RUN) input=$(INPUT) $(ARGS)
 
 merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merge-lora RUN=logs/train/runs/<run>
-	$(UVRUN) python src/merge_lora.py run_dir=$(RUN) $(ARGS)
+	$(UVRUN) python src/lora/merge.py run_dir=$(RUN) $(ARGS)
 
 fuse: .venv/.synced ## Fuse LoRA adapters of one base and test them: make fuse ADAPTERS=<run>,<run> [ARGS="method=ties"]
-	$(UVRUN) python src/fuse_adapters.py adapters=[$(ADAPTERS)] $(ARGS)
+	$(UVRUN) python src/lora/fuse.py adapters=[$(ADAPTERS)] $(ARGS)
 
 cv-report: .venv/.synced ## Mean and std of each metric over the folds of a k-fold multirun: make cv-report MULTIRUN=logs/train/multiruns/<time>
-	$(UVRUN) python src/cv_report.py multirun_dir=$(MULTIRUN) $(ARGS)
+	$(UVRUN) python src/reports/cv_report.py multirun_dir=$(MULTIRUN) $(ARGS)
 
 # the study of a search config (hparams_search); STORAGE=<url> if the sweep had another storage
 STUDY_SEARCH = $(if $(STUDY),hparams_search=$(STUDY),$(error Name the study: STUDY=<search config>, e.g. STUDY=digits_optuna)) \
 	$(if $(STORAGE),hydra.sweeper.storage=$(STORAGE))
 
 study-report: .venv/.synced ## Best parameters (override line, experiment YAML) and HTML plots of a study: make study-report STUDY=digits_optuna
-	$(UVRUN) python src/study_report.py $(STUDY_SEARCH) $(ARGS)
+	$(UVRUN) python src/reports/study_report.py $(STUDY_SEARCH) $(ARGS)
 
 train-best: .venv/.synced ## Train with a study's best parameters: make train-best STUDY=digits_optuna [TRIAL=n] [ARGS="trainer.max_epochs=50"]
-	$(UVRUN) python src/study_report.py $(STUDY_SEARCH) train_best=true $(if $(TRIAL),trial=$(TRIAL)) \
+	$(UVRUN) python src/reports/study_report.py $(STUDY_SEARCH) train_best=true $(if $(TRIAL),trial=$(TRIAL)) \
 		$(if $(ARGS),'train_args="$(ARGS)"')
 
 data-vimh: data-simple-saw ## Generate the VIMH data set data=vimh reads (simple_saw, 2000 samples)
 
 data-simple-saw: .venv/.synced ## Generate VIMH sawtooth notes (pitch, velocity); ARGS="size=... seed=..."
-	$(UVRUN) python src/generate_vimh.py synth=simple_saw $(ARGS)
+	$(UVRUN) python src/vimh/generate.py synth=simple_saw $(ARGS)
 
 data-moog-basic: .venv/.synced ## Generate VIMH ladder-filter notes (4 labels); ARGS="size=... seed=..."
-	$(UVRUN) python src/generate_vimh.py synth=moog_basic $(ARGS)
+	$(UVRUN) python src/vimh/generate.py synth=moog_basic $(ARGS)
 
 data-moog-envelope: .venv/.synced ## Generate VIMH ladder-filter notes with ADSR labels (7 labels, 32x64)
-	$(UVRUN) python src/generate_vimh.py synth=moog_envelope $(ARGS)
+	$(UVRUN) python src/vimh/generate.py synth=moog_envelope $(ARGS)
 
 bench-vimh: .venv/.synced ## Time VIMH generation of each synth preset (samples/s against targets)
 	$(UVRUN) python benchmarks/vimh_generation.py

@@ -18,20 +18,18 @@ from omegaconf import DictConfig, open_dict
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils import (  # noqa: E402  (needs the root on sys.path)
-    RankedLogger,
-    UserInputError,
+from src.utils.checkpoints import (  # noqa: E402
     best_checkpoint,
     check_checkpoint_fits,
-    exit_on_user_error,
-    extras,
-    log_hyperparameters,
-    print_summary,
-    task_wrapper,
+    run_config,  # noqa: E402
 )
-from src.utils.checkpoints import run_config  # noqa: E402
+from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.extras import extras  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
+from src.utils.logging_utils import RankedLogger, log_hyperparameters  # noqa: E402
 from src.utils.run_metadata import write_run_metadata  # noqa: E402
+from src.utils.run_status import task_wrapper  # noqa: E402
+from src.utils.run_summary import print_summary  # noqa: E402
 
 log = RankedLogger(__name__)
 

@@ -25,7 +25,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the model, then test the best checkpoint. Returns (metrics, objects)."""
     import lightning as L
 
-    from src.utils.checkpoints import check_batchnorm_batches, check_checkpoint_fits
+    from src.utils.batchnorm import fit_batches_to_batchnorm
+    from src.utils.checkpoints import check_checkpoint_fits
     from src.utils.instantiators import instantiate_run
     from src.utils.logging_utils import log_hyperparameters
     from src.utils.run_metadata import write_run_metadata, write_splits
@@ -35,7 +36,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     objects = instantiate_run(cfg)
     model, datamodule, trainer = objects["model"], objects["datamodule"], objects["trainer"]
-    check_batchnorm_batches(model, datamodule)
+    fit_batches_to_batchnorm(model, datamodule)
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, trainer)
     write_splits(cfg.paths.output_dir, datamodule)  # <run>/splits.json: the samples of each split
     if cfg.get("ckpt_path"):
@@ -67,8 +68,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | list[float] | None:
+    from src.utils.extras import extras
     from src.utils.logging_utils import count_parameters
-    from src.utils.utils import extras, get_metric_value, print_summary
+    from src.utils.run_summary import get_metric_value, print_summary
 
     extras(cfg)
     with multirun_job_as_single_run(__file__):  # DDP's extra ranks re-run this job alone

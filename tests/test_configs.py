@@ -12,8 +12,8 @@ from lightning import Callback, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import OmegaConf
 
+from src.lora.runs import without_lora
 from src.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_model
-from src.utils.lora_runs import without_lora
 from tests.conftest import CONFIGS, compose_config
 
 

@@ -15,7 +15,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from src.cv_report import cv_report
 from src.data.components.folds import assign_folds
 from src.data.diabetes_datamodule import DiabetesDataModule
 from src.data.digits_datamodule import DigitsDataModule
@@ -23,10 +22,11 @@ from src.data.in_memory_datamodule import SPLITS, InMemoryDataModule
 from src.data.mnist_datamodule import MNISTDataModule
 from src.data.signals_datamodule import SignalsDataModule
 from src.data.tabular_datamodule import TabularDataModule
-from src.data.vimh_datamodule import VIMHDataModule
+from src.reports.cv_report import cv_report
 from src.train import train
 from src.utils.errors import UserInputError
 from src.utils.run_metadata import SPLITS_FILE
+from src.vimh.datamodule import VIMHDataModule
 from tests.conftest import compose_config, run_cli, save_run_config, vimh_overrides
 
 Factory = Callable[[int | None, int | None], InMemoryDataModule]
@@ -389,7 +389,7 @@ def test_multirun_over_the_folds_then_make_cv_report(tmp_path: Path) -> None:
         "callbacks.rich_progress_bar=null",
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    done = run_cli("cv_report.py", f"multirun_dir={sweep}", f"paths.log_dir={tmp_path}")
+    done = run_cli("reports/cv_report.py", f"multirun_dir={sweep}", f"paths.log_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "mean" in done.stdout and "std" in done.stdout
     report = json.loads((sweep / "cv_report.json").read_text())

@@ -17,7 +17,7 @@ from src.models.components.regression_mlp import RegressionMLP
 from src.models.components.residual_cnn1d import ResidualCNN1D
 from src.models.regression_module import RegressionModule
 from src.train import train
-from src.utils.checkpoints import has_batchnorm
+from src.utils.batchnorm import has_batchnorm
 from src.utils.instantiators import instantiate_callbacks, instantiate_model
 from tests.conftest import compose_config
 

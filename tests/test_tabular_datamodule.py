@@ -15,7 +15,7 @@ from src.data.diabetes_datamodule import DiabetesDataModule, diabetes_csv
 from src.data.signals_datamodule import SignalsDataModule
 from src.data.tabular_datamodule import TabularDataModule
 from src.models.components.regression_mlp import RegressionMLP
-from src.utils.checkpoints import check_batchnorm_batches
+from src.utils.batchnorm import fit_batches_to_batchnorm
 from src.utils.errors import UserInputError
 
 
@@ -152,7 +152,7 @@ def test_restored_scaling_must_match_the_columns(tmp_path: Path) -> None:
 def test_batchnorm_drops_the_incomplete_last_batch(tmp_path: Path) -> None:
     dm = setup_module_for(write(make_table(), tmp_path / "t.csv"), batch_size=32)
     assert [len(b[0]) for b in dm.train_dataloader()][-1] == 140 - 4 * 32
-    check_batchnorm_batches(RegressionMLP([3], 2, batch_norm=True), dm)
+    fit_batches_to_batchnorm(RegressionMLP([3], 2, batch_norm=True), dm)
     assert [len(b[0]) for b in dm.train_dataloader()] == [32] * 4
     dm.batch_size = 200  # more than the training split: no batch at all would be left
     with pytest.raises(UserInputError, match="fewer than data.batch_size=200"):

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from src.callbacks.figures import log_figure
+from src.utils.figures import log_figure
 
 
 class ConfusionMatrix(Callback):

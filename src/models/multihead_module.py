@@ -9,10 +9,10 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from src.data.components.vimh_heads import label_classes
 from src.models.base_module import BaseLitModule
 from src.models.components.head_metrics import HeadMetrics
 from src.models.components.head_objectives import head_loss, predicted_classes
+from src.models.components.head_specs import label_classes
 
 Outputs = dict[str, Tensor]
 

@@ -112,22 +112,3 @@ def best_checkpoint(run_dir: str | Path) -> Path:
         f"Run {run_dir} has no checkpoint in {ckpt_dir}/. Was it trained with "
         "callbacks=none or stopped before the first epoch ended?"
     )
-
-
-def has_batchnorm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-
-
-def check_batchnorm_batches(model: nn.Module, datamodule: Any) -> None:
-    """BatchNorm cannot train on a batch of one sample: refuse such a batch size,
-    and drop an incomplete last training batch so that no batch of one can occur."""
-    if not has_batchnorm(model):
-        return
-    batch_size = getattr(datamodule, "batch_size", None)
-    if batch_size is not None and batch_size < 2:
-        raise UserInputError(
-            f"data.batch_size={batch_size} cannot train a net with BatchNorm (it needs at "
-            "least 2 samples per batch). Use data.batch_size=2 or more."
-        )
-    if hasattr(datamodule, "drop_last"):
-        datamodule.drop_last = True

@@ -24,6 +24,10 @@ class UserInputError(Exception):
     """A wrong path, a corrupt file, or a configuration that cannot work."""
 
 
+class MetricNotLoggedError(UserInputError):
+    """``optimized_metric`` names a metric the run never logged (a sweep stops at once)."""
+
+
 def exit_on_user_error(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Turn a ``UserInputError`` into its message alone and exit status 1.
 

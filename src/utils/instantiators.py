@@ -9,6 +9,7 @@ from lightning import Callback, LightningDataModule, LightningModule
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.callbacks.optuna_trial import trial_callbacks
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
 
@@ -98,6 +99,7 @@ def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     datamodule: LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = instantiate_model(cfg.model, datamodule)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    callbacks += trial_callbacks(cfg)  # a job of an Optuna sweep reports to its trial
     loggers = instantiate_loggers(cfg.get("logger"))
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

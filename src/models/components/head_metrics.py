@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from src.data.components.vimh_heads import label_classes, label_values
 from src.models.components.head_objectives import predicted_classes, predicted_values
+from src.models.components.head_specs import label_classes, label_values
 
 
 class HeadMetrics(Metric):

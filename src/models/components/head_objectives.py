@@ -1,6 +1,6 @@
 """What each head kind learns and predicts: its loss, its classes and its values.
 
-Every function takes one head spec (``src.data.components.vimh_heads``), that
+Every function takes one head spec (``src.models.components.head_specs``), that
 head's net output and, for losses, the raw label bytes of its column; the
 multihead module, its metrics and the confusion-matrix callback all read
 predictions from here, so a kind means the same everywhere.
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.data.components.vimh_heads import label_classes, label_values
+from src.models.components.head_specs import label_classes, label_values
 
 
 def _expected_class(logits: Tensor) -> Tensor:

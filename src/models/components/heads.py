@@ -1,6 +1,6 @@
 """The output end every multihead net shares: feature maps and levels in, one output per head.
 
-A head spec is the plain dict of ``src.data.components.vimh_heads`` (``name``,
+A head spec is the plain dict of ``src.models.components.head_specs`` (``name``,
 ``kind``, ``num_classes``, ``min``, ``max``, ``step``); the data module's
 ``spec["heads"]`` fills a model config's ``heads: ???``. Each head gets its own
 output layer, sized by its kind, when the net is built: nothing is patched

@@ -1,0 +1,113 @@
+"""Fuse LoRA adapters of one base and test the result on every source task.
+
+``python src/lora/fuse.py adapters=[<run>,<run>] weights=[1,1] method=ties``
+
+For each method, the fused adapter is written once per source task, with
+that task's output head, in peft's format:
+``<output_dir>/<method>/task<i>/adapter_config.json`` and
+``adapter_model.safetensors``. Each is tested on its task's test split, and
+a table of the metric per method and task is printed and saved as
+``<output_dir>/fusion.csv``; its first row, ``separate``, is each task's
+own adapter, the ceiling a fusion aims at.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import hydra
+import rootutils
+import torch
+from lightning import LightningDataModule
+from omegaconf import DictConfig
+
+rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+from src.lora.fusion import (  # noqa: E402  (needs the root on sys.path)
+    check_fusable,
+    fuse,
+    read_adapter_config,
+    with_head,
+)
+from src.lora.runs import LoRARun  # noqa: E402
+from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.extras import extras  # noqa: E402
+
+
+def score_adapter(
+    cfg: DictConfig, run: LoRARun, datamodule: LightningDataModule, adapter: Path
+) -> float:
+    """The run's selection metric (``test/acc`` for classification) with ``adapter``."""
+    module = run.adapted_module(datamodule, adapter)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    return float(metrics[f"test/{module.selection_metric[0]}"])
+
+
+def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Fuse ``cfg.adapters`` by every ``cfg.method``; returns {method: {task: metric}}."""
+    runs = {f"task{i}": LoRARun.read(r) for i, r in enumerate(cfg.adapters, start=1)}
+    methods = [cfg.method] if isinstance(cfg.method, str) else list(cfg.method)
+    weights = [1.0] * len(runs) if cfg.weights is None else [float(w) for w in cfg.weights]
+    if len(weights) != len(runs):
+        raise UserInputError(f"weights={weights} must give one weight per adapter ({len(runs)}).")
+    check_fusable(
+        {task: read_adapter_config(run.adapter_dir) for task, run in runs.items()}, methods
+    )
+    data = {task: run.datamodule() for task, run in runs.items()}
+    results = {
+        "separate": {t: score_adapter(cfg, r, data[t], r.adapter_dir) for t, r in runs.items()}
+    }
+    first_task, first_run = next(iter(runs.items()))
+    for method in methods:
+        torch.manual_seed(cfg.seed)  # DARE drops at random
+        config, fused = fuse(
+            first_run.plain_module(data[first_task]).net,
+            [run.adapter_dir for run in runs.values()],
+            weights,
+            method,
+            density=cfg.density,
+            majority_sign_method=cfg.majority_sign_method,
+            svd_rank=cfg.svd_rank,
+        )
+        results[method] = {}
+        for task, run in runs.items():
+            directory = Path(cfg.paths.output_dir) / method / task
+            with_head(directory, config, fused, run.adapter_dir)
+            results[method][task] = score_adapter(cfg, run, data[task], directory)
+    report(results, runs, Path(cfg.paths.output_dir) / "fusion.csv")
+    return results
+
+
+def report(results: dict[str, dict[str, float]], runs: dict[str, LoRARun], path: Path) -> None:
+    tasks = list(runs)
+    rows = [[method, *(f"{scores[t]:.4f}" for t in tasks)] for method, scores in results.items()]
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows([["method", *tasks], *rows])
+    width = max(len(cell) for cell in ["method", *tasks, *results]) + 3
+    print("Test metric of each fused adapter on each source task:")
+    print("".join(h.ljust(width) for h in ["method", *tasks]))
+    for row in rows:
+        print("".join(cell.ljust(width) for cell in row))
+    for task, run in runs.items():
+        print(f"{task}: {run.run_dir}")
+    print(f"Fused adapters and fusion.csv in {path.parent}")
+
+
+@hydra.main(version_base="1.3", config_path="../../configs", config_name="fuse.yaml")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    extras(cfg)
+    fuse_adapters(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""What each label byte of a multihead data set means to a model head.
+
+A head spec is a plain dict (it fills ``???`` values of model configs and is
+saved with them)::
+
+    {"name": "note_number", "kind": "classification", "num_classes": 49,
+     "min": 40.0, "max": 88.0, "step": 1.0}
+
+``num_classes`` is how many distinct values the label can take: the grid
+``round((max - min) / step) + 1`` when the parameter has a ``step``, otherwise
+256 (one per label byte). Classification and ordinal heads predict that many
+classes; a regression head predicts one value in ``[min, max]``.
+
+The label byte ``q`` of a value ``x`` is ``floor(255 (x - min) / (max - min))``
+(``vimh.encode_labels``). ``label_classes`` and ``label_values`` undo it: the
+middle of the byte's interval, snapped to the grid when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+HEAD_KINDS = ("classification", "ordinal", "regression")
+LABEL_LEVELS = 256
+
+
+def label_classes(labels: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
+    """Class indices 0..num_classes-1 of label bytes (any shape) for one head."""
+    if head["step"] is None:
+        return labels.long()
+    byte_width = (head["max"] - head["min"]) / (LABEL_LEVELS - 1)
+    offset = (labels.double() + 0.5) * byte_width  # the middle of the byte's interval
+    return torch.round(offset / head["step"]).long().clamp_(0, head["num_classes"] - 1)
+
+
+def label_values(labels: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
+    """Parameter values (float32) of label bytes for one head."""
+    if head["step"] is not None:
+        return (head["min"] + label_classes(labels, head).double() * head["step"]).float()
+    byte_width = (head["max"] - head["min"]) / (LABEL_LEVELS - 1)
+    values = head["min"] + (labels.double() + 0.5) * byte_width
+    return values.clamp(max=head["max"]).float()

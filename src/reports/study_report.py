@@ -1,0 +1,319 @@
+"""Report on an Optuna study, and train with the parameters it found.
+
+``python src/reports/study_report.py hparams_search=digits_optuna`` (``make study-report
+STUDY=digits_optuna``) opens the study that search config names
+(``hydra.sweeper.study_name`` in ``hydra.sweeper.storage``) and writes into
+``logs/optuna/<study>/``:
+
+- ``overrides.txt``: the best trial as one ready-to-run line (printed too),
+  ``python src/train.py experiment=digits_mlp model.optimizer.lr=...``. The line
+  holds all the trial ran with: the overrides its sweep was started with (the
+  sweeper keeps them in each trial's user attributes), its parameters, and what
+  the search config itself set (its base experiment, any value). The line is
+  composed and checked to give the trial's configuration, key for key;
+- ``experiment/<study>_best.yaml``: the same as an experiment config, to copy
+  into ``configs/experiment/`` or to use where it is (the line is printed);
+- HTML plots (plotly; ``plotly.min.js`` once beside them, so they open offline):
+  optimization history, parameter importances, slices, parallel coordinates;
+- ``report.json``: trial counts, directions, the best trial, the importances.
+
+A multi-objective study has no single best: the report holds its Pareto front
+(one line and one experiment per trial on it, ``pareto_front.html``, and each
+plot per objective). ``trial=N`` reports trial N instead. ``train_best=true``
+(``make train-best``) then runs the line with ``src/train.py``.
+
+Parameter importances are the mean decrease in impurity of a random forest
+fitted to the complete trials (Optuna's ``MeanDecreaseImpurityImportanceEvaluator``):
+Optuna 2.10's default, fANOVA, fails on NumPy 2 ("setting an array element with
+a sequence").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import rootutils
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+from src.reports.overrides import (  # noqa: E402
+    experiment_yaml,
+    trial_overrides,
+)
+from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+
+CONFIGS = ROOT / "configs"
+IMPORTANCE = "mean decrease in impurity (random forest)"
+
+
+# an override value Hydra reads back as this very string without quotes
+def shown(storage: str) -> str:
+    """The storage URL to print: a database server's password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(str(storage)).render_as_string(hide_password=True)
+
+
+def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
+    """The study, or a UserInputError naming what is missing and the studies there are."""
+    import optuna
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DatabaseError
+
+    if not storage:
+        raise UserInputError(
+            f"hparams_search={search} keeps its study in memory (hydra.sweeper.storage is "
+            "null), so there is nothing to report. Give the search a storage "
+            "(hydra.sweeper.storage=sqlite:///logs/optuna/optuna.db) and run it again."
+        )
+    url = make_url(str(storage))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").is_file():
+        raise UserInputError(
+            f"No study database at {url.database} (hydra.sweeper.storage={shown(storage)}). Run the "
+            f"search first (python src/train.py hparams_search={search}), or give the "
+            "storage it used: hydra.sweeper.storage=<url>."
+        )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        summaries = optuna.get_all_study_summaries(storage=str(storage))
+    except DatabaseError as error:
+        raise UserInputError(
+            f"{shown(storage)} is not a readable Optuna database: {error}"
+        ) from error
+    studies = {s.study_name: s.n_trials for s in summaries}
+    if study_name not in studies:
+        there = ", ".join(f"{name} ({n} trials)" for name, n in sorted(studies.items()))
+        raise UserInputError(
+            f"No study named {study_name} in {shown(storage)}. The studies there: {there or 'none'}. "
+            "Report one with hparams_search=<its search config>, or hydra.sweeper.study_name=<name>."
+        )
+    return optuna.load_study(study_name=study_name, storage=str(storage))
+
+
+def count_states(study: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
+    return counts
+
+
+def chosen_trials(study: Any, number: int | None, counts: dict[str, int]) -> list[Any]:
+    """The trial asked for, the best one, or the Pareto front of a multi-objective study."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
+        raise UserInputError(
+            f"Study {study.study_name} has no complete trial ({states}). Failed trials say why "
+            "in their run directory's run_status.json; run the search (again) to add trials."
+        )
+    if number is not None:
+        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+        if trial is None or trial.state != TrialState.COMPLETE:
+            what = "no such trial" if trial is None else f"it is {trial.state.name.lower()}"
+            raise UserInputError(
+                f"trial={number}: {what} in study {study.study_name}. Complete trials: "
+                f"{[t.number for t in complete]}."
+            )
+        return [trial]
+    if len(study.directions) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def objective_names(cfg: DictConfig, n: int) -> list[str]:
+    metric = cfg.get("optimized_metric")
+    names = list(metric) if OmegaConf.is_list(metric) else [metric]
+    return (
+        [str(m) for m in names]
+        if len(names) == n and all(names)
+        else [f"objective {i}" for i in range(n)]
+    )
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^\w\-]+", "_", name).strip("_") or "study"
+
+
+def importances(study: Any, names: list[str], seed: int) -> dict[str, Any]:
+    """Each objective's parameter importances (None with fewer than 2 complete trials)."""
+    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
+    from optuna.trial import TrialState
+
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
+        return dict.fromkeys(names)
+    multi = len(names) > 1
+    return {
+        name: dict(
+            get_param_importances(
+                study,
+                evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=seed),
+                target=(lambda t, i=i: t.values[i]) if multi else None,
+            )
+        )
+        for i, name in enumerate(names)
+    }
+
+
+def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool) -> list[str]:
+    """The HTML plots; ``ranked``: importances can be computed (2 complete trials or more)."""
+    from optuna import visualization as vis
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator
+
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)  # plot_pareto_front's
+    multi = len(names) > 1
+    figures = {}
+    if multi and len(names) <= 3:
+        figures["pareto_front"] = vis.plot_pareto_front(study, target_names=names)
+    for i, name in enumerate(names):
+        on = {"target": (lambda t, i=i: t.values[i]) if multi else None, "target_name": name}
+        suffix = f"_{slug(name)}" if multi else ""
+        figures[f"optimization_history{suffix}"] = vis.plot_optimization_history(study, **on)
+        if ranked:
+            evaluator = MeanDecreaseImpurityImportanceEvaluator(seed=seed)
+            figures[f"param_importances{suffix}"] = vis.plot_param_importances(
+                study, evaluator=evaluator, **on
+            )
+        figures[f"slice{suffix}"] = vis.plot_slice(study, **on)
+        figures[f"parallel_coordinate{suffix}"] = vis.plot_parallel_coordinate(study, **on)
+    for name, figure in figures.items():
+        figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")
+        figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
+    return [f"{name}.html" for name in figures]
+
+
+def study_report(cfg: DictConfig) -> dict[str, Any]:
+    """Write the report of the study ``cfg`` names; return what ``report.json`` holds."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    search = hydra_cfg.runtime.choices.get("hparams_search")
+    if not search:
+        options = sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml"))
+        raise UserInputError(
+            "Name the search to report on: hparams_search=<name> (make study-report "
+            f"STUDY=<name>). The search configs: {', '.join(options)}."
+        )
+    storage, study_name = hydra_cfg.sweeper.get("storage"), hydra_cfg.sweeper.get("study_name")
+    study = open_study(storage, study_name, search)
+    counts = count_states(study)
+    trials = chosen_trials(study, cfg.get("trial"), counts)
+    if cfg.get("train_best") and len(trials) > 1:
+        front = "; ".join(f"trial {t.number}: {t.values}" for t in trials)
+        raise UserInputError(
+            f"Study {study_name} optimises {len(study.directions)} objectives: its Pareto front "
+            f"has {len(trials)} trials ({front}). Pick one to train: trial=<number> "
+            f"(make train-best STUDY={search} TRIAL=<number>)."
+        )
+    names = objective_names(cfg, len(study.directions))
+    out = Path(cfg.report_dir or Path(cfg.paths.log_dir) / "optuna" / slug(study_name))
+    (out / "experiment").mkdir(parents=True, exist_ok=True)
+
+    directions = [d.name.lower() for d in study.directions]
+    best = []
+    for trial in trials:
+        overrides, composed = trial_overrides(trial, search)
+        one_best = cfg.get("trial") is None and len(study.directions) == 1
+        name = slug(study_name) + ("_best" if one_best else f"_trial{trial.number}")
+        scores = ", ".join(
+            f"{n} = {v:.6g} ({d})" for n, v, d in zip(names, trial.values, directions, strict=True)
+        )
+        header = [
+            f"Optuna study {study_name}, trial {trial.number}: {scores}.",
+            "Written by src/reports/study_report.py. Use it where it is:",
+            f"  python src/train.py experiment={name} "
+            + shlex.quote(f"hydra.searchpath=[file://{out.resolve()}]"),
+            f"or copy it into configs/experiment/ and run: python src/train.py experiment={name}",
+        ]
+        yaml_text = experiment_yaml(overrides, set(composed.hydra.runtime.choices), header)
+        (out / "experiment" / f"{name}.yaml").write_text(yaml_text)
+        best.append(
+            {
+                "number": trial.number,
+                "values": trial.values,
+                "params": trial.params,
+                "overrides": overrides,
+                "command": "python src/train.py " + " ".join(map(shlex.quote, overrides)),
+                "experiment": name,
+                "experiment_yaml": str(out / "experiment" / f"{name}.yaml"),
+            }
+        )
+
+    ranked = importances(study, names, cfg.importance_seed)
+    plots = write_plots(study, out, names, cfg.importance_seed, ranked[names[0]] is not None)
+    lines = [f"# trial {b['number']}: {b['values']}\n{b['command']}\n" for b in best]
+    (out / "overrides.txt").write_text("".join(lines))
+    report = {
+        "study": study_name,
+        "storage": shown(storage),
+        "search": search,
+        "directions": directions,
+        "objectives": names,
+        "trials": counts,
+        "pareto_front": len(study.directions) > 1 and cfg.get("trial") is None,
+        "best": best,
+        "importance": IMPORTANCE,
+        "importances": ranked,
+        "plots": plots,
+        "report_dir": str(out),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report, out)
+    return report
+
+
+def print_report(report: dict[str, Any], out: Path) -> None:
+    states = ", ".join(f"{n} {state}" for state, n in sorted(report["trials"].items()))
+    print(f"Study {report['study']} ({report['storage']}): {states}")
+    if report["pareto_front"]:
+        print(f"Pareto front of {', '.join(report['objectives'])}: {len(report['best'])} trials")
+    for best in report["best"]:
+        scores = ", ".join(
+            f"{n} = {v:.6g}" for n, v in zip(report["objectives"], best["values"], strict=True)
+        )
+        print(f"Trial {best['number']}: {scores}")
+        print(f"  {best['command']}")
+        print(
+            f"  python src/train.py experiment={best['experiment']} "
+            + shlex.quote(f"hydra.searchpath=[file://{out.resolve()}]")
+        )
+    for name, ranked in report["importances"].items():
+        if ranked is None:
+            print("Parameter importances: need 2 complete trials or more")
+        else:
+            shares = ", ".join(f"{p} {v:.2f}" for p, v in ranked.items())
+            print(f"Parameter importances for {name} ({IMPORTANCE}): {shares}")
+    print(f"Report: {out} (overrides.txt, experiment/, report.json, {len(report['plots'])} plots)")
+
+
+def train_with(best: dict[str, Any], train_args: str) -> None:
+    """Run ``src/train.py`` with the trial's overrides (and ``train_args``); exit as it did."""
+    command = [sys.executable, str(ROOT / "src" / "train.py"), *best["overrides"]]
+    command += shlex.split(train_args or "")
+    print("Training: python src/train.py " + " ".join(map(shlex.quote, command[2:])), flush=True)
+    code = subprocess.run(command, check=False).returncode
+    if code:
+        raise SystemExit(code)
+
+
+@hydra.main(version_base="1.3", config_path="../../configs", config_name="study_report.yaml")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    report = study_report(cfg)
+    if cfg.get("train_best"):
+        train_with(report["best"][0], cfg.get("train_args"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Predict with a trained regression model.
+
+``python src/tools/predict.py run_dir=<a training run> input=rows.csv`` writes the
+rows with their predictions, in the targets' original units, to
+``rows_predictions.csv`` beside them. ``+features=[...]`` predicts one row and
+prints it. The feature and target scaling are the training run's, read from
+the checkpoint: the training data need not be at hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pandas as pd
+import rootutils
+import torch
+from lightning import LightningModule
+from omegaconf import DictConfig
+
+rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+from src.data.components.batches import TensorBatchLoader  # noqa: E402  (needs the root)
+from src.data.components.tables import read_table  # noqa: E402
+from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
+from src.eval import adopt_run_config  # noqa: E402
+from src.utils.checkpoints import check_checkpoint_fits, read_checkpoint  # noqa: E402
+from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.extras import extras  # noqa: E402
+from src.utils.instantiators import instantiate_model  # noqa: E402
+from src.utils.run_status import task_wrapper  # noqa: E402
+
+PREFIX = "predicted_"  # prediction columns: predicted_<target>
+
+
+def output_path(cfg: DictConfig) -> Path:
+    """Where the predictions go; checked before any work, so nothing is overwritten."""
+    source = Path(cfg.input)
+    output = (
+        Path(cfg.output)
+        if cfg.get("output")
+        else source.with_name(f"{source.stem}_predictions.csv")
+    )
+    if output.suffix.lower() != ".csv":
+        raise UserInputError(f"output={output}: predictions are written as CSV, name a .csv file.")
+    if output.resolve() == source.resolve():
+        raise UserInputError(f"output={output} is the input file: name another file.")
+    if output.exists() and not cfg.get("overwrite"):
+        raise UserInputError(
+            f"{output} exists, and predictions are not written over it. Name another file "
+            "(output=...), or set overwrite=true to replace it."
+        )
+    return output
+
+
+def read_rows(cfg: DictConfig, feature_names: list[str]) -> tuple[pd.DataFrame, str]:
+    """The rows to predict, from ``input`` or ``+features``, and how to name them."""
+    if cfg.get("features") is None:
+        return read_table(cfg.input), f"Input file {cfg.input}"
+    values = cfg.features
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        values = [values]
+    if len(values) != len(feature_names):
+        raise UserInputError(
+            f"features= has {len(values)} values, but the model takes {len(feature_names)}: "
+            f"{', '.join(feature_names)} (in this order)."
+        )
+    return pd.DataFrame([list(values)], columns=feature_names), "features=[...]"
+
+
+def restore(cfg: DictConfig) -> tuple[RegressionDataModule, LightningModule]:
+    """The data module with the checkpoint's scaling, and the model with its weights.
+
+    Nothing is fitted and no training data are read: the scaling, the names and
+    the input shape the model is built from all come from the checkpoint.
+    """
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    if not isinstance(datamodule, RegressionDataModule):
+        raise UserInputError(
+            f"predict.py predicts regression targets; data={type(datamodule).__name__} is not "
+            "a regression data set (tabular, diabetes, signals)."
+        )
+    key = type(datamodule).__qualname__
+    if key not in checkpoint:
+        raise UserInputError(
+            f"Checkpoint {cfg.ckpt_path} holds no scaling of {key}: it was trained on other "
+            "data. Pass run_dir=<its training run>, or the data=... it was trained with."
+        )
+    datamodule.load_state_dict(checkpoint[key])
+    model = instantiate_model(cfg.model, datamodule)
+    check_checkpoint_fits(cfg.ckpt_path, model)
+    model.load_state_dict(checkpoint["state_dict"])
+    return datamodule, model
+
+
+@task_wrapper
+def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Predict the rows of ``cfg.input`` (or ``cfg.features``). Returns (metrics: none,
+    objects), the rows with their predictions as ``objects["predictions"]``."""
+    if cfg.get("run_dir"):
+        adopt_run_config(cfg)
+    if not cfg.get("ckpt_path"):
+        raise UserInputError(
+            "Give the model to predict with: run_dir=<training run> or ckpt_path=<file.ckpt>."
+        )
+    if (cfg.get("input") is None) == (cfg.get("features") is None):
+        raise UserInputError("Give the rows to predict: input=<table> or +features=[...].")
+    output = output_path(cfg) if cfg.get("input") is not None else None
+    datamodule, model = restore(cfg)
+
+    names = datamodule.spec["target_names"]
+    rows, source = read_rows(cfg, datamodule.scaling["feature_names"])
+    clashes = [PREFIX + name for name in names if PREFIX + name in rows.columns]
+    if clashes:
+        raise UserInputError(f"{source} already has the column(s) {clashes}: rename them.")
+    x = datamodule.rows_to_inputs(rows, source)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    batches = trainer.predict(model, dataloaders=TensorBatchLoader((x,), datamodule.batch_size))
+    predictions = torch.cat(batches).double().numpy()
+    for i, name in enumerate(names):
+        rows[PREFIX + name] = predictions[:, i]
+
+    if output is None:
+        print(", ".join(f"{PREFIX}{name}={predictions[0, i]:.6g}" for i, name in enumerate(names)))
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(output, index=False, mode="w" if cfg.get("overwrite") else "x")
+        print(f"Wrote {len(rows)} rows with predictions ({PREFIX}...) to {output}")
+    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+    return {}, {**objects, "predictions": rows}
+
+
+@hydra.main(version_base="1.3", config_path="../../configs", config_name="predict.yaml")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    extras(cfg)
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""VIMH data sets: spectrogram images with one label per varying synthesizer parameter.
+
+Splits: the data set's ``test`` file is the test split; its ``train`` file is
+cut into train and val (``val_fraction``, seeded by ``split_seed``), so the
+test split never takes part in model selection. With ``num_folds`` the train
+file is the pool dealt into folds (``InMemoryDataModule``). These folds are
+not stratified: a sample has one label per parameter, and keeping the
+proportions of every parameter's values, or of their combinations, in every
+fold is not possible in general, so the folds are plainly shuffled (with a
+few thousand samples each fold still sees every region of the parameter
+space).
+
+A batch is the tuple ``(x, y, levels)``:
+
+- ``x``: float32 (N, C, H, W), the image bytes standardised with the training
+  split's mean and std (one number each, as in every in-memory data module);
+- ``y``: int64 (N, P), the label bytes 0..255 of the P varying parameters in
+  ``param_id`` order; ``spec["heads"][i]`` describes column i, and
+  ``components.vimh_heads.label_classes`` / ``label_values`` turn a column
+  into class indices or parameter values;
+- ``levels``: float32 (N, 2), each image's ``spec_min_db`` and
+  ``spec_max_db``, standardised per column with the training split's
+  statistics. Each image is normalised on its own when it is written, which
+  removes its loudness from ``x``; ``levels`` gives it back, so that
+  loudness-type parameters (velocity) can be learnt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from src.data.in_memory_datamodule import InMemoryDataModule
+from src.utils.errors import UserInputError
+from src.vimh.format import INFO_FILE, Records, read_dataset, read_info
+from src.vimh.generator import generate_vimh, make_plan, settings_from
+from src.vimh.heads import head_specs
+
+# level spreads under this (dB) are rounding, not information worth amplifying
+MIN_LEVEL_STD = 0.1
+
+
+def as_tensors(records: Records) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images uint8, labels int64, levels float32) tensors sharing the arrays' memory."""
+    return (
+        torch.from_numpy(records.images),
+        torch.from_numpy(records.labels).long(),
+        torch.from_numpy(records.levels),
+    )
+
+
+class VIMHDataModule(InMemoryDataModule):
+    """A VIMH data set directory, held in memory; see the module docstring for batches.
+
+    Args:
+        data_dir: the data set's directory (``vimh-...``).
+        batch_size: samples per batch (per process under DDP).
+        val_fraction: share of the train file held out as the val split.
+        split_seed: seed of the train/val cut (apart from the training seed).
+        shuffle_seed: seed of the per-epoch order; ``None`` takes the run's seed.
+        drop_last: leave out an incomplete last training batch.
+        head_kind: kind of every head (``classification``, ``ordinal``, ``regression``).
+        head_kinds: parameter name -> kind, for heads of another kind.
+        generate: make ``data_dir`` from ``generation`` if it is missing (with the
+            same settings an existing one is used; other settings are an error).
+        generation: the generator's settings (``synth``, ``size``, ``seed``,
+            ``test_fraction``), as in ``configs/generate_vimh.yaml``.
+        num_folds, fold: k-fold cross-validation over the train file (instead of
+            the ``val_fraction`` cut); see the module docstring.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        split_seed: int = 42,
+        shuffle_seed: int | None = None,
+        drop_last: bool = False,
+        head_kind: str = "classification",
+        head_kinds: dict[str, str] | None = None,
+        generate: bool = False,
+        generation: dict[str, Any] | None = None,
+        num_folds: int | None = None,
+        fold: int | None = None,
+    ) -> None:
+        super().__init__(
+            data_dir,
+            (0, 0, 0),
+            batch_size,
+            split_seed,
+            shuffle_seed,
+            drop_last,
+            num_folds=num_folds,
+            fold=fold,
+        )
+        if not 0 < val_fraction < 1:
+            raise UserInputError(f"data.val_fraction must be in (0, 1), got {val_fraction}.")
+        if generate and generation is None:
+            raise UserInputError("data.generate=true needs the settings in data.generation.")
+        self.val_fraction = val_fraction
+        self.head_kind = head_kind
+        self.head_kinds = dict(head_kinds or {})
+        self.generate = generate
+        self.generation = generation
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def source(self) -> str:
+        return f"the VIMH data set {self.data_dir}"
+
+    def prepare_data(self) -> None:
+        self.dataset_info()
+
+    def dataset_info(self) -> dict[str, Any]:
+        """The data set's JSON, once the data set is there (see ``find_or_generate``)."""
+        if self._info is None:
+            self.find_or_generate()
+            self._info = read_info(self.data_dir)
+        return self._info
+
+    def find_or_generate(self) -> None:
+        """Generate the data set if asked to; otherwise say how to make a missing one."""
+        path = Path(self.data_dir)
+        if self.generate:
+            settings = settings_from(self.generation)
+            name = make_plan(settings).name
+            if path.name != name:
+                raise UserInputError(
+                    f"data.data_dir={path} does not match data.generation, which makes "
+                    f"{name}. Set data.data_dir={path.parent / name} or change data.generation."
+                )
+            generate_vimh(settings, path.parent)
+        elif not (path / INFO_FILE).is_file():
+            raise UserInputError(
+                f"VIMH data set {path} not found (no {INFO_FILE}). Create it with "
+                "`make data-vimh` (or another data-* target), generate it on the fly with "
+                "data.generate=true, or point data.data_dir at an existing data set."
+            )
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        info = self.dataset_info()
+        return {
+            "input_shape": [info["channels"], info["height"], info["width"]],
+            "heads": head_specs(info, self.head_kind, self.head_kinds),
+        }
+
+    def split_train(
+        self, train: tuple[torch.Tensor, ...]
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Cut the train file's samples into train and val, seeded by ``split_seed``
+        (their positions in the file go to ``split_indices``)."""
+        total = len(train[0])
+        num_val = round(total * self.val_fraction)
+        if not 0 < num_val < total:
+            raise UserInputError(
+                f"data.val_fraction={self.val_fraction} of the {total} samples in "
+                f"{self.data_dir}/train leaves {num_val} for val and {total - num_val} for "
+                "train; each needs at least one."
+            )
+        generator = torch.Generator().manual_seed(self.split_seed)
+        order = torch.randperm(total, generator=generator)
+        val, kept = order[:num_val], order[num_val:]
+        self.split_indices.update(train=kept, val=val)
+        return tuple(t[kept] for t in train), tuple(t[val] for t in train)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        folds = self.cross_validating()
+        self.dataset_info()  # generates or names a missing data set first
+        _, files = read_dataset(self.data_dir)
+        pool, test = as_tensors(files["train"]), as_tensors(files["test"])
+        train, val = self.split_train(pool)
+        parts = {"train": train, "val": val, "test": test}
+        size, tested = len(pool[0]), len(test[0])
+        self.split_indices["test"] = torch.arange(size, size + tested)
+        self.indexed = (
+            f"the {size} samples of {self.data_dir}/train, then the {tested} of "
+            f"{self.data_dir}/test, in file order"
+        )
+        if folds:
+            parts = self.fold_splits(parts)
+        x, y, levels = parts["train"]
+        self.fit_normalisation(x.float(), y)
+        level_mean, level_std = levels.mean(0), levels.std(0).clamp_min(MIN_LEVEL_STD)
+        self.splits = {
+            name: (*self.normalise(x.float(), y), ((levels - level_mean) / level_std).contiguous())
+            for name, (x, y, levels) in parts.items()
+        }

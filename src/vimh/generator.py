@@ -1,0 +1,341 @@
+"""Make a VIMH data set from a synthesizer preset, or find it already made.
+
+The settings are a plain mapping (``configs/generate_vimh.yaml`` composes it;
+``data=vimh`` with ``generate: true`` holds the same keys)::
+
+    synth:          a preset from configs/synth/ (its spectrogram from configs/stft/)
+    size:           samples in train + test
+    seed:           seed of the parameter draws
+    test_fraction:  share of the samples written to the test file
+
+The directory's name says what it holds (``vimh.dataset_name``) and its JSON
+keeps the settings and their hash. Generating again with the same settings
+does nothing; a directory made from other settings is an error unless
+``overwrite`` is set. The data set is written to a hidden sibling directory
+and renamed into place at the end, so an interrupted run never leaves a half
+data set under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.utils.errors import UserInputError
+from src.vimh.format import (
+    FORMAT_VERSION,
+    INFO_FILE,
+    Records,
+    dataset_name,
+    encode_labels,
+    write_dataset,
+)
+from src.vimh.spectrograms import Spectrogram
+from src.vimh.synths import Synthesizer
+
+# part of the settings hash: bump it when a change to the synthesis changes the bytes
+GENERATOR_VERSION = 1
+# notes rendered together: large enough to amortise the filter's per-step cost,
+# small enough that a chunk's audio and frames stay in the tens of MB
+CHUNK = 512
+RANGE_KEYS = {"min", "max", "step"}
+SETTING_KEYS = ("synth", "size", "seed", "test_fraction")
+PRESET_KEYS = {
+    "name",
+    "synthesizer",
+    "sample_rate",
+    "duration",
+    "height",
+    "width",
+    "spectrogram",
+    "parameters",
+}
+
+
+def settings_from(node: Any) -> dict[str, Any]:
+    """The generation settings (plain data) from a config node that holds them."""
+    from omegaconf import OmegaConf
+
+    missing = [key for key in SETTING_KEYS if key not in node]
+    if missing:
+        raise UserInputError(f"The VIMH generation settings lack {missing}.")
+    values = {key: node[key] for key in SETTING_KEYS}
+    return {
+        key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for key, v in values.items()
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Checked settings and what follows from them."""
+
+    settings: dict[str, Any]
+    name: str
+    settings_hash: str
+    synthesizer: Synthesizer
+    spectrogram: Spectrogram
+    varying: dict[str, dict[str, float]]
+    fixed: dict[str, float]
+
+    @property
+    def preset(self) -> dict[str, Any]:
+        return self.settings["synth"]
+
+    @property
+    def num_samples(self) -> int:
+        """Audio samples per note."""
+        return round(self.preset["sample_rate"] * self.preset["duration"])
+
+
+def _load_synthesizer(path: str) -> Synthesizer:
+    from hydra.utils import get_class
+
+    try:
+        synthesizer = get_class(path)()
+    except (ImportError, ValueError) as error:
+        raise UserInputError(f"synth.synthesizer={path} cannot be imported ({error}).") from error
+    if not isinstance(synthesizer, Synthesizer):
+        raise UserInputError(f"synth.synthesizer={path} has no `parameters` and `render`.")
+    return synthesizer
+
+
+def _parameter_ranges(
+    preset: dict[str, Any], synthesizer: Synthesizer
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Split the preset's parameters into varying ranges and fixed values, checking each."""
+    where = f"synth preset {preset['name']}"
+    declared = preset["parameters"]
+    unknown = sorted(set(declared) - set(synthesizer.parameters))
+    missing = sorted(set(synthesizer.parameters) - set(declared))
+    if unknown or missing:
+        raise UserInputError(
+            f"{where}: parameters {unknown} are unknown and {missing} are missing; "
+            f"declare each of {sorted(synthesizer.parameters)} once, as a value or a range."
+        )
+    varying, fixed = {}, {}
+    for name, value in declared.items():
+        if not isinstance(value, dict):
+            fixed[name] = float(value)
+            continue
+        if not {"min", "max"} <= set(value) <= RANGE_KEYS or not value["min"] < value["max"]:
+            raise UserInputError(
+                f"{where}: {name} must be a number (fixed) or {{min, max[, step]}} with "
+                f"min < max (varying), got {value}."
+            )
+        step = value.get("step")
+        if step is not None:
+            steps = (value["max"] - value["min"]) / step
+            if step <= 0 or abs(steps - round(steps)) > 1e-6 or steps > 255:
+                raise UserInputError(
+                    f"{where}: {name} step {step} must divide max - min into at most 255 "
+                    f"equal steps, got {steps:g}."
+                )
+        varying[name] = {key: float(v) for key, v in value.items() if v is not None}
+    if not varying:
+        raise UserInputError(f"{where} varies no parameter: a data set needs at least one label.")
+    return varying, fixed
+
+
+def make_plan(settings: dict[str, Any]) -> Plan:
+    """Check the settings and derive the directory name and settings hash."""
+    preset = settings["synth"]
+    if set(preset) != PRESET_KEYS:
+        raise UserInputError(
+            f"The synth preset needs exactly the keys {sorted(PRESET_KEYS)}; it lacks "
+            f"{sorted(PRESET_KEYS - set(preset))} and has unknown {sorted(set(preset) - PRESET_KEYS)}."
+        )
+    synthesizer = _load_synthesizer(preset["synthesizer"])
+    varying, fixed = _parameter_ranges(preset, synthesizer)
+    spectrogram = Spectrogram.from_settings(
+        preset["spectrogram"], f"synth preset {preset['name']} spectrogram"
+    )
+    spectrogram.check_height(preset["height"], preset["sample_rate"])
+    spectrogram.hop_length(round(preset["sample_rate"] * preset["duration"]), preset["width"])
+    if settings["size"] < 2 or not 0 < settings["test_fraction"] < 1:
+        raise UserInputError(
+            f"size={settings['size']} and test_fraction={settings['test_fraction']} must leave "
+            "at least one sample in train and one in test."
+        )
+    stamped = {"generator_version": GENERATOR_VERSION, "format_version": FORMAT_VERSION}
+    encoded = json.dumps({**stamped, **settings}, sort_keys=True).encode()
+    name = dataset_name(
+        preset["height"],
+        preset["width"],
+        1,
+        preset["sample_rate"],
+        preset["duration"],
+        settings["size"],
+        preset["name"],
+        len(varying),
+    )
+    return Plan(
+        settings=settings,
+        name=name,
+        settings_hash=hashlib.sha256(encoded).hexdigest()[:12],
+        synthesizer=synthesizer,
+        spectrogram=spectrogram,
+        varying=varying,
+        fixed=fixed,
+    )
+
+
+def draw(spec: dict[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
+    """Values drawn uniformly over the range, or over its grid when it has a step."""
+    if "step" in spec:
+        steps = round((spec["max"] - spec["min"]) / spec["step"])
+        return spec["min"] + spec["step"] * rng.integers(0, steps + 1, size)
+    return rng.uniform(spec["min"], spec["max"], size)
+
+
+def spectrogram_images(plan: Plan, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (notes, H, W) uint8 and their (spec_min_db, spec_max_db) for one value per
+    note of every synthesizer parameter."""
+    sample_rate, height, width = (plan.preset[k] for k in ("sample_rate", "height", "width"))
+    audio = plan.synthesizer.render(params, sample_rate, plan.num_samples)
+    return plan.spectrogram.to_bytes(plan.spectrogram.power_db(audio, sample_rate, height, width))
+
+
+def render(plan: Plan) -> tuple[dict[str, Any], dict[str, Records]]:
+    """Draw the parameters, synthesize and image every note: (JSON info, train and test)."""
+    settings, preset = plan.settings, plan.preset
+    size, height, width = settings["size"], preset["height"], preset["width"]
+    rng = np.random.default_rng(settings["seed"])
+    values = {name: draw(spec, size, rng) for name, spec in plan.varying.items()}
+    params = {**values, **{name: np.full(size, v) for name, v in plan.fixed.items()}}
+    images = np.empty((size, 1, height, width), np.uint8)
+    levels = np.empty((size, 2), np.float32)
+    for start in range(0, size, CHUNK):
+        chunk = {name: v[start : start + CHUNK] for name, v in params.items()}
+        images[start : start + CHUNK, 0], levels[start : start + CHUNK] = spectrogram_images(
+            plan, chunk
+        )
+    labels = np.stack(
+        [encode_labels(values[n], s["min"], s["max"]) for n, s in plan.varying.items()], axis=1
+    )
+    num_test = min(max(round(size * settings["test_fraction"]), 1), size - 1)
+    num_train = size - num_test
+    info = {
+        "format": "VIMH",
+        "version": FORMAT_VERSION,
+        "height": height,
+        "width": width,
+        "channels": 1,
+        "varying_parameters": len(plan.varying),
+        "parameter_names": list(plan.varying),
+        "parameter_mappings": {
+            name: {**spec, "description": plan.synthesizer.parameters[name]}
+            for name, spec in plan.varying.items()
+        },
+        "fixed_parameters": plan.fixed,
+        "label_encoding": "value byte q = floor(255 (x - min) / (max - min))",
+        "train_samples": num_train,
+        "test_samples": num_test,
+        "sample_rate": preset["sample_rate"],
+        "duration": preset["duration"],
+        "synth": preset["name"],
+        "synthesizer": preset["synthesizer"],
+        "spectrogram": plan.spectrogram.describe(plan.num_samples, width),
+        "image_layout": "rows: frequency (row 0 lowest); columns: time",
+        "settings_hash": plan.settings_hash,
+        "generation_settings": settings,
+    }
+    splits = {
+        "train": Records(images[:num_train], labels[:num_train], levels[:num_train]),
+        "test": Records(images[num_train:], labels[num_train:], levels[num_train:]),
+    }
+    return info, splits
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _stored_settings(directory: Path) -> tuple[str | None, dict[str, Any] | None, str]:
+    """(settings hash, settings, why they are unknown) of an existing directory."""
+    info_path = directory / INFO_FILE
+    if not info_path.is_file():
+        return None, None, f"it has no {INFO_FILE}"
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError:
+        return None, None, f"its {INFO_FILE} is not valid JSON"
+    return info.get("settings_hash"), info.get("generation_settings"), "it records no settings"
+
+
+def _clash(directory: Path, plan: Plan) -> str:
+    """What differs between the settings that made ``directory`` and ``plan``'s."""
+    _, stored, why = _stored_settings(directory)
+    if stored is None:
+        return why
+    old, new = _flatten(stored), _flatten(plan.settings)
+    changes = [
+        f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old | new) if old.get(k) != new.get(k)
+    ]
+    if not changes:
+        return "it was made by another version of the generator"
+    return "it was made with other settings (" + "; ".join(changes[:6]) + ")"
+
+
+def generate_vimh(
+    settings: dict[str, Any], parent_dir: str | Path, overwrite: bool = False
+) -> Path:
+    """Make ``parent_dir/<name>`` from the settings, unless it exists with these settings.
+
+    Returns the data set's directory. Raises ``UserInputError`` when a
+    directory of that name holds something else and ``overwrite`` is false.
+    """
+    plan = make_plan(settings)
+    target = Path(parent_dir) / plan.name
+    if target.exists():
+        if _stored_settings(target)[0] == plan.settings_hash:
+            print(f"VIMH data set {target} exists with these settings: nothing to do.")
+            return target
+        if not overwrite:
+            raise UserInputError(
+                f"{target} exists but {_clash(target, plan)}. Pass overwrite=true to replace "
+                "it, or choose another directory (paths.data_dir=...)."
+            )
+    info, splits = render(plan)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", suffix=".partial", dir=target.parent))
+    try:
+        write_dataset(staging, info, splits)
+        _move_into_place(staging, target, plan, overwrite)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    print(
+        f"VIMH data set {target}: {info['train_samples']} train + "
+        f"{info['test_samples']} test samples."
+    )
+    return target
+
+
+def _move_into_place(staging: Path, target: Path, plan: Plan, overwrite: bool) -> None:
+    """Rename the finished data set to its name (replacing the old one if overwriting)."""
+    if overwrite and target.exists():
+        replaced = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        target.rename(replaced)
+        staging.rename(target)
+        shutil.rmtree(replaced)
+        return
+    try:
+        staging.rename(target)
+    except OSError:
+        # another process (a DDP rank, say) may have finished the same data set first
+        if _stored_settings(target)[0] != plan.settings_hash:
+            raise

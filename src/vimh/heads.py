@@ -1,0 +1,57 @@
+"""Head specs of a VIMH data set: one per parameter of its ``vimh_dataset_info.json``
+(the spec's format: ``src.models.components.head_specs``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from src.models.components.head_specs import HEAD_KINDS, LABEL_LEVELS
+from src.utils.errors import UserInputError
+
+
+def head_specs(
+    info: dict[str, Any],
+    head_kind: str = "classification",
+    head_kinds: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One head spec per parameter of the data set's JSON, in ``param_id`` order.
+
+    Args:
+        info: the data set's ``vimh_dataset_info.json``.
+        head_kind: the kind of every head not named in ``head_kinds``.
+        head_kinds: parameter name -> kind, for heads of another kind.
+    """
+    names = list(info["parameter_names"])
+    head_kinds = dict(head_kinds or {})
+    unknown = sorted(set(head_kinds) - set(names))
+    if unknown:
+        raise UserInputError(
+            f"data.head_kinds names {unknown}, which are not parameters of this data set: {names}."
+        )
+    heads = []
+    for name in names:
+        kind = head_kinds.get(name, head_kind)
+        if kind not in HEAD_KINDS:
+            raise UserInputError(
+                f"Head kind {kind!r} for {name} is not one of {HEAD_KINDS} "
+                "(data.head_kind / data.head_kinds)."
+            )
+        mapping = info["parameter_mappings"][name]
+        low, high, step = float(mapping["min"]), float(mapping["max"]), mapping.get("step")
+        num_classes = LABEL_LEVELS if step is None else round((high - low) / step) + 1
+        if num_classes > LABEL_LEVELS:
+            raise UserInputError(
+                f"{name}: step {step} over [{low}, {high}] makes {num_classes} values, more "
+                f"than the {LABEL_LEVELS} a label byte tells apart."
+            )
+        heads.append(
+            {
+                "name": name,
+                "kind": kind,
+                "num_classes": num_classes,
+                "min": low,
+                "max": high,
+                "step": None if step is None else float(step),
+            }
+        )
+    return heads

@@ -1,0 +1,264 @@
+"""The VIMH generator: seeded bytes, no-op and clash rules, atomic writes, presets,
+and synthesizer parameters that really change the spectrogram."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from src.utils.errors import UserInputError
+from src.vimh import generator as vimh_generator
+from src.vimh.format import INFO_FILE, read_dataset
+from src.vimh.generate import generate
+from src.vimh.generator import (
+    Plan,
+    generate_vimh,
+    make_plan,
+    settings_from,
+    spectrogram_images,
+)
+from tests.conftest import CONFIGS, run_cli
+
+PRESETS = sorted(p.stem for p in (Path(CONFIGS) / "synth").glob("*.yaml"))
+
+
+def generation_config(*overrides: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose("generate_vimh.yaml", overrides=list(overrides))
+
+
+def settings(*overrides: str, preset: str = "simple_saw", size: int = 48) -> dict:
+    return settings_from(generation_config(f"synth={preset}", f"size={size}", *overrides))
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``directory`` (hidden ones too) with its bytes and mtime."""
+    return {
+        str(p.relative_to(directory)): (
+            p.read_bytes() if p.is_file() else b"",
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
+    first = generate_vimh(settings("seed=1"), tmp_path / "a")
+    again = generate_vimh(settings("seed=1"), tmp_path / "b")
+    other = generate_vimh(settings("seed=2"), tmp_path / "c")
+    for name in ("train", "test", INFO_FILE):
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    assert (first / "train").read_bytes() != (other / "train").read_bytes()
+    info = json.loads((first / INFO_FILE).read_text())
+    assert info["settings_hash"] != json.loads((other / INFO_FILE).read_text())["settings_hash"]
+    assert (info["train_samples"], info["test_samples"]) == (38, 10)  # test_fraction 0.2
+
+
+def test_regenerating_with_the_same_settings_is_a_no_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    made = generate_vimh(settings(), tmp_path)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert generate_vimh(settings(), tmp_path) == made
+    assert "exists with these settings" in capsys.readouterr().out
+    assert snapshot(tmp_path) == before  # same files, bytes and mtimes, nothing beside them
+
+
+def test_other_settings_clash_unless_overwrite(tmp_path: Path) -> None:
+    made = generate_vimh(settings("seed=0"), tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(UserInputError) as error:
+        generate_vimh(settings("seed=1"), tmp_path)
+    message = str(error.value)
+    assert str(made) in message and "seed: 0 -> 1" in message and "overwrite=true" in message
+    assert snapshot(tmp_path) == before  # the existing data set is untouched
+    (made / INFO_FILE).write_text("{broken")
+    with pytest.raises(UserInputError, match="not valid JSON"):
+        generate_vimh(settings("seed=1"), tmp_path)
+    assert generate_vimh(settings("seed=1"), tmp_path, overwrite=True) == made
+    assert json.loads((made / INFO_FILE).read_text())["generation_settings"]["seed"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [made.name]  # no leftovers
+
+
+def test_an_interrupted_generation_leaves_no_data_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = vimh_generator.write_dataset
+
+    def write_then_stop(directory: Path, info: dict, splits: dict) -> None:
+        real_write(directory, info, splits)
+        raise KeyboardInterrupt  # stopped after writing, before the rename
+
+    monkeypatch.setattr(vimh_generator, "write_dataset", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        generate_vimh(settings(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_entry_point_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = generation_config(
+        "synth=moog_basic",
+        "size=40",
+        "seed=3",
+        f"paths.data_dir={tmp_path}",
+        "stft@synth.spectrogram=hann256",
+    )
+    made = generate(cfg)
+    assert made == tmp_path / "vimh-32x32x1_8000Hz_1p0s_40dss_moog_basic_4p"
+    info, files = read_dataset(made)
+    assert info["spectrogram"]["kind"] == "stft" and info["spectrogram"]["n_fft"] == 256
+    assert info["parameter_names"] == [
+        "filter_cutoff",
+        "filter_resonance",
+        "filter_env_decay",
+        "filter_env_amount",
+    ]
+    assert info["fixed_parameters"]["note_number"] == 40
+    assert "Hz" in info["parameter_mappings"]["filter_cutoff"]["description"]
+    assert len(files["train"].images) + len(files["test"].images) == 40
+    assert str(made) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_makes_its_data_set(preset: str, tmp_path: Path) -> None:
+    cfg = generation_config(f"synth={preset}", "size=32", f"paths.data_dir={tmp_path}")
+    info, files = read_dataset(generate(cfg))
+    varying = [k for k, v in cfg.synth.parameters.items() if isinstance(v, DictConfig)]
+    assert info["parameter_names"] == varying and len(varying) >= 2
+    assert (info["height"], info["width"]) == (cfg.synth.height, cfg.synth.width)
+    records = files["train"]
+    assert records.images.shape[1:] == (1, cfg.synth.height, cfg.synth.width)
+    assert (records.labels.std(axis=0) > 0).all()  # every label varies
+    assert np.isfinite(records.levels).all()
+    assert (records.images.reshape(len(records.images), -1).max(axis=1) == 255).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ("+synth.parameters.tone=1", "['tone'] are unknown"),
+        ("~synth.parameters.log10_decay_time", "['log10_decay_time'] are missing"),
+        ("synth.parameters.note_number.step=5", "at most 255 equal steps"),
+        ("synth.parameters.note_number.max=40", "min < max"),
+        ("+synth.spectrogram.hop=3", "unknown keys ['hop']"),
+        ("synth.height=64", "fewer than height=64"),
+        ("stft@synth.spectrogram=mel_hann256 synth.height=100", "without an FFT bin"),
+        ("synth.synthesizer=src.nothing.Here", "cannot be imported"),
+        ("test_fraction=1.0", "at least one sample in train and one in test"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(change: str, fragment: str, tmp_path: Path) -> None:
+    with pytest.raises(UserInputError) as error:
+        generate_vimh(settings(*change.split()), tmp_path)
+    assert fragment in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the parameters change the sound -------------------------------------------------
+
+SAW = {"note_number": 60, "note_velocity": 100, "log10_decay_time": 0.0}
+MOOG = {
+    "note_number": 40,
+    "note_velocity": 100,
+    "note_duration": 0.7,
+    "filter_cutoff": 500,
+    "filter_resonance": 0.0,
+    "filter_env_attack": 0.01,
+    "filter_env_decay": 0.2,
+    "filter_env_sustain": 0.3,
+    "filter_env_release": 0.1,
+    "filter_env_amount": 0.0,
+}
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, Plan]:
+    return {preset: make_plan(settings(preset=preset)) for preset in PRESETS}
+
+
+def notes(plan: Plan, base: dict, name: str, values: list[float]) -> tuple[np.ndarray, ...]:
+    """Images of notes that differ only in ``name``: bytes, levels and dB."""
+    params = {key: np.full(len(values), float(v)) for key, v in base.items()}
+    params[name] = np.asarray(values, dtype=np.float64)
+    pixels, levels = spectrogram_images(plan, params)
+    low, high = levels[:, :1, None], levels[:, 1:, None]
+    return pixels, levels, low + pixels / 255.0 * (high - low)
+
+
+def test_higher_notes_move_energy_up(plans: dict[str, Plan]) -> None:
+    _, _, db = notes(plans["simple_saw"], SAW, "note_number", [45, 55, 65, 75, 85])
+    power = 10 ** (db / 10)
+    rows = np.arange(db.shape[1])[None, :, None]
+    centroid = (power * rows).sum(axis=(1, 2)) / power.sum(axis=(1, 2))
+    assert (np.diff(centroid) > 1).all(), centroid
+
+
+def test_velocity_is_a_level_not_an_image(plans: dict[str, Plan]) -> None:
+    pixels, levels, _ = notes(plans["simple_saw"], SAW, "note_velocity", [50, 80, 120])
+    loudest = levels[:, 1]
+    assert np.allclose(np.diff(loudest), 40 * np.log10([80 / 50, 120 / 80]), atol=0.1)
+    assert np.abs(pixels[0].astype(int) - pixels[2]).max() <= 1  # the image is the same
+
+
+def test_shorter_decay_darkens_the_end(plans: dict[str, Plan]) -> None:
+    pixels, _, _ = notes(plans["simple_saw"], SAW, "log10_decay_time", [-0.5, 0.5])
+    late = pixels[:, :, -8:].mean(axis=(1, 2))
+    assert late[0] + 50 < late[1]
+
+
+def test_higher_cutoff_raises_high_frequencies(plans: dict[str, Plan]) -> None:
+    pixels, _, db = notes(plans["moog_basic"], MOOG, "filter_cutoff", [300, 800, 1500])
+    upper = db[:, 16:].mean(axis=(1, 2))
+    assert (np.diff(upper) > 5).all(), upper
+
+
+def test_resonance_peaks_at_the_cutoff(plans: dict[str, Plan]) -> None:
+    peaks = []
+    for cutoff in (500, 1200):
+        base = {**MOOG, "filter_cutoff": cutoff}
+        _, _, db = notes(plans["moog_basic"], base, "filter_resonance", [0.0, 0.9])
+        profile = db.mean(axis=2)  # dB per mel band
+        lift = (profile[1] - profile[0]) - (profile[1, 0] - profile[0, 0])  # against the bass
+        peaks.append(int(np.argmax(lift)))
+        assert lift.max() > 15 and lift.max() > lift[-1] + 5, lift
+    # mel bands 7..11 span about 410-700 Hz, 15..20 about 1060-1650 Hz
+    assert 7 <= peaks[0] <= 11 and 15 <= peaks[1] <= 20, peaks
+
+
+def test_envelope_amount_and_attack_move_brightness_in_time(plans: dict[str, Plan]) -> None:
+    plucked = {**MOOG, "filter_cutoff": 300, "filter_env_decay": 0.1}
+    pixels, _, _ = notes(plans["moog_basic"], plucked, "filter_env_amount", [0.0, 3.0])
+    early, late = pixels[:, 16:, :3].mean(axis=(1, 2)), pixels[:, 16:, 10:20].mean(axis=(1, 2))
+    assert early[1] > late[1] + 30 and abs(early[0] - late[0]) < 5
+    swept = {**plucked, "filter_env_amount": 3.0, "filter_env_sustain": 0.0}
+    _, _, db = notes(plans["moog_envelope"], swept, "filter_env_attack", [0.005, 0.25])
+    brightest = np.argmax(db[:, 16:].mean(axis=1), axis=1)  # frame of the open filter
+    assert brightest[0] <= 1 < 10 <= brightest[1]
+
+
+def test_release_sets_how_fast_the_filter_closes(plans: dict[str, Plan]) -> None:
+    held = {**MOOG, "filter_cutoff": 300, "filter_env_amount": 3.0, "filter_env_sustain": 1.0}
+    _, _, db = notes(plans["moog_envelope"], held, "filter_env_release", [0.05, 0.25])
+    upper = db[:, 16:].mean(axis=1)  # per frame; note-off at 0.7 s is frame 44 of 64
+    assert abs(upper[0, 40] - upper[1, 40]) < 2  # the same until note-off
+    assert upper[1, 50] > upper[0, 50] + 15  # the longer release is still open
+
+
+@pytest.mark.slow
+def test_cli_generates_then_refuses_other_settings(tmp_path: Path) -> None:
+    args = ("size=40", f"paths.data_dir={tmp_path}", f"paths.log_dir={tmp_path / 'logs'}")
+    first = run_cli("vimh/generate.py", *args)
+    assert first.returncode == 0, first.stderr
+    made = tmp_path / "vimh-32x32x1_8000Hz_1p0s_40dss_simple_saw_2p"
+    assert (made / INFO_FILE).is_file()
+    clash = run_cli("vimh/generate.py", *args, "seed=5")
+    assert clash.returncode == 1 and "Traceback" not in clash.stderr
+    assert "seed: 0 -> 5" in clash.stderr and "overwrite=true" in clash.stderr
