@@ -21,7 +21,9 @@ from src.vimh.generator import generate_vimh, settings_from  # noqa: E402
 
 def generate(cfg: DictConfig) -> Path:
     """Make (or find) the data set that ``cfg`` describes; returns its directory."""
-    return generate_vimh(settings_from(cfg), cfg.paths.data_dir, overwrite=cfg.overwrite)
+    return generate_vimh(
+        settings_from(cfg), cfg.paths.data_dir, overwrite=cfg.overwrite, workers=cfg.workers
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="generate_vimh.yaml")

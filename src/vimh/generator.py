@@ -8,6 +8,10 @@ The settings are a plain mapping (``configs/generate_vimh.yaml`` composes it;
     seed:           seed of the parameter draws
     test_fraction:  share of the samples written to the test file
 
+Notes are rendered in chunks of ``CHUNK``; ``workers`` processes render the
+chunks side by side. The parameters are drawn before any chunk is rendered, so
+the bytes do not depend on the number of workers (which is not a setting).
+
 The directory's name says what it holds (``vimh.dataset_name``) and its JSON
 keeps the settings and their hash. Generating again with the same settings
 does nothing; a directory made from other settings is an error unless
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,10 @@ GENERATOR_VERSION = 1
 # notes rendered together: large enough to amortise the filter's per-step cost,
 # small enough that a chunk's audio and frames stay in the tens of MB
 CHUNK = 512
+# workers start by fork: they inherit the plan at once (forkserver and spawn re-import the
+# caller's main module first, seconds per worker) and run numpy only, never torch, so the
+# thread pools a training process may hold do not matter to them
+START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 RANGE_KEYS = {"min", "max", "step"}
 SETTING_KEYS = ("synth", "size", "seed", "test_fraction")
 PRESET_KEYS = {
@@ -204,7 +214,28 @@ def spectrogram_images(plan: Plan, params: dict[str, np.ndarray]) -> tuple[np.nd
     return plan.spectrogram.to_bytes(plan.spectrogram.power_db(audio, sample_rate, height, width))
 
 
-def render(plan: Plan) -> tuple[dict[str, Any], dict[str, Records]]:
+def usable_workers(workers: int | None, chunks: int) -> int:
+    """``workers`` processes, or one per core this process may use (``None``), never more
+    than there are chunks to render."""
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise UserInputError(
+            f"workers={workers!r}: give a whole number >= 1, or null (one per core)."
+        )
+    return max(1, min(workers, chunks))
+
+
+def render_chunks(plan: Plan, chunks: list[dict[str, np.ndarray]], workers: int) -> list[Any]:
+    """``spectrogram_images`` of every chunk, in order, in ``workers`` processes."""
+    if workers == 1:
+        return [spectrogram_images(plan, chunk) for chunk in chunks]
+    context = multiprocessing.get_context(START_METHOD)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(spectrogram_images, [plan] * len(chunks), chunks))
+
+
+def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[str, Records]]:
     """Draw the parameters, synthesize and image every note: (JSON info, train and test)."""
     settings, preset = plan.settings, plan.preset
     size, height, width = settings["size"], preset["height"], preset["width"]
@@ -213,11 +244,11 @@ def render(plan: Plan) -> tuple[dict[str, Any], dict[str, Records]]:
     params = {**values, **{name: np.full(size, v) for name, v in plan.fixed.items()}}
     images = np.empty((size, 1, height, width), np.uint8)
     levels = np.empty((size, 2), np.float32)
-    for start in range(0, size, CHUNK):
-        chunk = {name: v[start : start + CHUNK] for name, v in params.items()}
-        images[start : start + CHUNK, 0], levels[start : start + CHUNK] = spectrogram_images(
-            plan, chunk
-        )
+    starts = range(0, size, CHUNK)
+    chunks = [{name: v[start : start + CHUNK] for name, v in params.items()} for start in starts]
+    rendered = render_chunks(plan, chunks, usable_workers(workers, len(chunks)))
+    for start, (chunk_images, chunk_levels) in zip(starts, rendered, strict=True):
+        images[start : start + CHUNK, 0], levels[start : start + CHUNK] = chunk_images, chunk_levels
     labels = np.stack(
         [encode_labels(values[n], s["min"], s["max"]) for n, s in plan.varying.items()], axis=1
     )
@@ -291,9 +322,14 @@ def _clash(directory: Path, plan: Plan) -> str:
 
 
 def generate_vimh(
-    settings: dict[str, Any], parent_dir: str | Path, overwrite: bool = False
+    settings: dict[str, Any],
+    parent_dir: str | Path,
+    overwrite: bool = False,
+    workers: int | None = 1,
 ) -> Path:
     """Make ``parent_dir/<name>`` from the settings, unless it exists with these settings.
+
+    ``workers``: processes that render notes side by side (``None``: one per core).
 
     Returns the data set's directory. Raises ``UserInputError`` when a
     directory of that name holds something else and ``overwrite`` is false.
@@ -309,7 +345,7 @@ def generate_vimh(
                 f"{target} exists but {_clash(target, plan)}. Pass overwrite=true to replace "
                 "it, or choose another directory (paths.data_dir=...)."
             )
-    info, splits = render(plan)
+    info, splits = render(plan, workers)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", suffix=".partial", dir=target.parent))
     try:

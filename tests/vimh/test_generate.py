@@ -61,6 +61,17 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert (info["train_samples"], info["test_samples"]) == (38, 10)  # test_fraction 0.2
 
 
+def test_workers_render_the_same_bytes(tmp_path: Path) -> None:
+    # three chunks, so two workers each render some and the order must be kept
+    size = 2 * vimh_generator.CHUNK + 40
+    alone = generate_vimh(settings("seed=3", size=size), tmp_path / "one", workers=1)
+    shared = generate_vimh(settings("seed=3", size=size), tmp_path / "two", workers=2)
+    for name in ("train", "test", INFO_FILE):
+        assert (alone / name).read_bytes() == (shared / name).read_bytes(), name
+    with pytest.raises(UserInputError, match="workers=0"):
+        generate_vimh(settings("seed=4"), tmp_path / "three", workers=0)
+
+
 def test_regenerating_with_the_same_settings_is_a_no_op(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
