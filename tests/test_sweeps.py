@@ -120,7 +120,7 @@ def test_failure_budget_counts_over_the_whole_sweep() -> None:
 
     def next_trial() -> optuna.trial.Trial:
         batch = [study.ask()]
-        sweep._configure_trials(batch, {}, {})  # the loop hands over each batch before launch
+        sweep.start(study, batch, {}, {})  # the loop hands over each batch before launch
         return batch[0]
 
     study.tell(next_trial(), 0.9)

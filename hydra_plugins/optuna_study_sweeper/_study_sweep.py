@@ -1,59 +1,55 @@
-"""What ``OptunaStudySweeper`` adds to hydra-optuna-sweeper's search loop.
+"""The search loop of ``OptunaStudySweeper`` (arguments: see ``optuna_study_sweeper.py``).
 
-The plugin's ``OptunaSweeperImpl`` asks the study for trials, launches them,
-and records each result: a trial that raised or returned no number is recorded
-as failed. This subclass adds
+hydra-optuna-sweeper's loop, rewritten for current Optuna and with what the
+template adds:
 
-- NaN: a job whose metric is NaN or infinite (training that diverged) becomes a
-  failed job; the plugin would crash the sweep on it (it reports the failure to
-  Optuna together with the value, which Optuna refuses);
-- storage: a SQLite file's folder is made before Optuna opens it;
-- seeding: the sampler is built here, seeded with ``hydra.sweeper.seed`` plus
-  the number of trials the study already holds, so that running the same
-  command again continues the study with new points instead of repeating them;
-- grid: optuna's grid sampler without the ``study.stop()`` that crashes the
-  sweep when the last grid point fails, and a clear error for intervals;
-- a failure budget over the whole sweep: the plugin judges each batch of
-  ``n_jobs`` trials on its own (with one trial at a time, any failure either
-  stops the sweep or none does); here the sweep stops as soon as more than
-  ``max_failure_rate`` of its trials have failed.
+- current distribution classes and only the sampler settings a user changed
+  (``_space``): no deprecation warning in a sweep;
+- the storage opened and checked before any trial (``_storage``), a SQLite or
+  journal file's folder made, heartbeats on RDB storages, and stale RUNNING
+  trials of a killed sweep marked FAIL on resume (``retry_failed`` enqueues them);
+- seeding: the sampler is seeded with ``hydra.sweeper.seed`` plus the number of
+  trials the study already holds, so running the same command again adds new points;
+- pruning: ``hydra/sweeper/pruner=...``; each job reports to its trial through
+  the storage and stops when pruned; the trial is recorded PRUNED (``_trials``);
+- a NaN or infinite metric makes a failed trial (the plugin crashed on it);
+- a failure budget over the whole sweep, not per batch of ``n_jobs`` trials;
+- Ctrl-C marks the running trials FAIL before the sweep exits;
+- each trial's overrides and run directory as user attributes.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
-from collections.abc import Sequence
-from pathlib import Path
+import warnings
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException
-from hydra.plugins.launcher import Launcher
+from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import (
-    OptunaSweeperImpl,
-    create_params_from_overrides,
-)
 from omegaconf import DictConfig, OmegaConf
+from optuna.pruners import NopPruner
 from optuna.samplers import GridSampler
 from optuna.trial import Trial, TrialState
-from sqlalchemy.engine import make_url
 
-from src.utils.errors import UserInputError
+from . import _storage, _trials
+from ._space import SweepError, build_pruner, build_sampler, grid_choices, space_of
 
 log = logging.getLogger(__name__)
+# ask/tell with a heartbeat-enabled storage warns that heartbeats belong to study.optimize:
+# this sweep sends them itself (_storage.Heartbeat), around the launcher
+warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used", UserWarning)
+
+__all__ = ["StudySweep", "SweepError", "build_sampler", "prepare_storage"]
+prepare_storage = _storage.prepare_storage
 
 
-class SweepError(UserInputError, CompactHydraException):
-    """A search that cannot go on; Hydra prints its message alone (no traceback)."""
-
-
-class StudySweep(OptunaSweeperImpl):
-    """The plugin's search loop with the additions above (arguments: ``OptunaStudySweeper``)."""
+class StudySweep:
+    """The search loop (arguments: ``OptunaStudySweeper``'s)."""
 
     def __init__(
         self,
@@ -68,68 +64,54 @@ class StudySweep(OptunaSweeperImpl):
         max_failure_rate: float,
         params: DictConfig | None = None,
         custom_search_space: str | None = None,
+        pruner_config: DictConfig | None = None,
+        retry_failed: bool = False,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
     ) -> None:
         if not 0.0 <= max_failure_rate <= 1.0:
             raise SweepError(
                 f"hydra.sweeper.max_failure_rate={max_failure_rate} is not a share of the "
                 "trials: set it between 0 (no failure allowed) and 1 (never stop)."
             )
-        # the plugin's per-batch check never fires: check_failures counts over the sweep
-        super().__init__(
-            sampler=None,  # built in sweep(), once the study's size is known
-            direction=direction,
-            storage=storage,
-            study_name=study_name,
-            n_trials=n_trials,
-            n_jobs=n_jobs,
-            max_failure_rate=1.0,
-            search_space=None,  # the plugin's deprecated form of params
-            custom_search_space=custom_search_space,
-            params=params,
-        )
-        self.sampler_config = sampler_config
-        self.seed = seed
+        self.sampler_config, self.seed, self.pruner_config = sampler_config, seed, pruner_config
+        self.directions = [_name(d) for d in (direction if _is_list(direction) else [direction])]
+        self.storage, self.study_name = storage, study_name
+        self.n_trials, self.n_jobs = n_trials, n_jobs
         self.allowed_failure_rate = max_failure_rate
+        self.params = params
+        self.extend_space = (
+            instantiate({"_target_": custom_search_space, "_partial_": True})
+            if custom_search_space
+            else None
+        )
+        self.retry_failed = retry_failed
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.launched: list[Trial] = []
+        self.pruner_json = json.dumps({"_target_": "optuna.pruners.NopPruner"})
+        self.config: DictConfig | None = None
+        self.job_idx = 0
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.launcher = NonFiniteFails(self.launcher)
+        self.config = config
+        launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self.launcher = _trials.NonFiniteFails(launcher)
 
-    def sweep(self, arguments: list[str]) -> None:
-        self.storage = prepare_storage(self.storage)
-        earlier = trials_in_study(self.storage, self.study_name)
-        if earlier:
-            log.info(f"Study {self.study_name} holds {earlier} trials: adding {self.n_trials}.")
-        self.sampler = build_sampler(self.sampler_config, self.seed, offset=earlier)
-        if isinstance(self.sampler, functools.partial) and self.sampler.func is GridSampler:
-            grid = self.grid(arguments)
-            self.sampler = SweepGrid(grid)
-            points = math.prod(len(values) for values in grid.values())
-            log.info(f"The grid has {points} points: running {min(points, self.n_trials)}.")
-            self.n_trials = min(points, self.n_trials)
-        self.launched = []
-        try:
-            super().sweep(arguments)
-        except ValueError:
-            # the plugin's closing summary fails when no trial completed: say why instead
-            self.check_failures(pending=[])
-            raise
-        self.check_failures(pending=[])
+    def space(self, arguments: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The searched distributions and fixed values: ``params`` then the command line."""
+        params = [f"{k!s}={v}" for k, v in (self.params or {}).items()]
+        return space_of([*params, *arguments])
 
     def grid(self, arguments: list[str]) -> dict[str, list[Any]]:
         """The search space as lists of values, for the grid sampler."""
-        self._process_searchspace_config()
-        overrides = [*self._parse_sweeper_params_config(), *arguments]
-        distributions, fixed = create_params_from_overrides(overrides)
         grid, continuous = {}, []
-        for name, distribution in distributions.items():
-            if name in fixed:
-                continue
+        for name, distribution in self.space(arguments)[0].items():
             try:
-                grid[name] = self._to_grid_sampler_choices(distribution)
+                grid[name] = grid_choices(distribution)
             except ValueError:
                 continuous.append(name)
         if continuous:
@@ -140,26 +122,114 @@ class StudySweep(OptunaSweeperImpl):
             )
         return grid
 
-    def _configure_trials(
-        self,
-        trials: list[Trial],
-        search_space_distributions: dict[str, Any],
-        fixed_params: dict[str, Any],
-    ) -> Sequence[Sequence[str]]:
-        # called with each batch of new trials, before they are launched
-        self.check_failures(pending=trials)
-        self.launched.extend(trials)
-        return super()._configure_trials(trials, search_space_distributions, fixed_params)
+    def sweep(self, arguments: list[str]) -> None:
+        searched, fixed = self.space(arguments)
+        pruner = self.checked_pruner()
+        url = _storage.prepare_storage(self.storage)
+        retry = _storage.retry if self.retry_failed else None
+        storage = (
+            _storage.open_storage(url, self.heartbeat_interval, self.grace_period, retry)
+            if url
+            else optuna.storages.InMemoryStorage()
+        )
+        earlier = _storage.study_sizes(storage).get(self.study_name, 0) if self.study_name else 0
+        if earlier:
+            log.info(f"Study {self.study_name} holds {earlier} trials: adding {self.n_trials}.")
+        sampler = self.sampler(arguments, earlier)
+        study = optuna.create_study(
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            study_name=self.study_name,
+            directions=self.directions,
+            load_if_exists=True,
+        )
+        log.info(f"Study {study.study_name} in {url or 'memory'}: {type(sampler).__name__}, "
+                 f"{type(pruner).__name__}, directions {self.directions}")  # fmt: skip
+        stale = _storage.fail_stale_trials(study)
+        if stale:
+            again = " and enqueued again (retry_failed)" if retry else ""
+            log.warning(f"Trials {stale} had stopped sending heartbeats: marked FAIL{again}.")
+        self.launched = []
+        self.run(study, url, searched, fixed)
+        self.check_failures(study, pending=[])
+        self.write_results(study)
 
-    def check_failures(self, pending: list[Trial]) -> None:
+    def checked_pruner(self) -> Any:
+        pruner = build_pruner(self.pruner_config) or NopPruner()
+        settings = {"_target_": "optuna.pruners.NopPruner"}
+        if self.pruner_config is not None:
+            settings = OmegaConf.to_container(self.pruner_config, resolve=True)
+        self.pruner_json = json.dumps(settings)  # the jobs build the same pruner
+        if isinstance(pruner, NopPruner):
+            return pruner
+        if len(self.directions) > 1:
+            raise SweepError(
+                f"hydra/sweeper/pruner: Optuna prunes single-objective studies only, and this "
+                f"one has {len(self.directions)} directions. Use hydra/sweeper/pruner=none."
+            )
+        if not self.storage:
+            raise SweepError(
+                "hydra/sweeper/pruner: trials report to the pruner through the study storage, "
+                "and hydra.sweeper.storage is null. Set a storage (sqlite:///<file>)."
+            )
+        return pruner
+
+    def sampler(self, arguments: list[str], earlier: int) -> Any:
+        sampler = build_sampler(self.sampler_config, self.seed, offset=earlier)
+        if isinstance(sampler, functools.partial) and sampler.func is GridSampler:
+            grid = self.grid(arguments)
+            points = math.prod(len(values) for values in grid.values())
+            log.info(f"The grid has {points} points: running {min(points, self.n_trials)}.")
+            self.n_trials = min(points, self.n_trials)
+            return SweepGrid(grid, **sampler.keywords)
+        return sampler
+
+    def run(self, study: optuna.Study, url: str | None, searched: dict, fixed: dict) -> None:
+        to_go = self.n_trials
+        while to_go > 0:
+            trials = [study.ask() for _ in range(min(to_go, self.n_jobs))]
+            overrides = self.start(study, trials, searched, fixed)
+            env = [_trials.trial_env(url, study, t, self.pruner_json) for t in trials]
+            jobs = [[*line, *more] for line, more in zip(overrides, env, strict=True)]
+            ids = [t._trial_id for t in trials]
+            try:
+                with _storage.Heartbeat(study._storage, ids, self.heartbeat_interval):
+                    returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
+            except BaseException:
+                retry = _storage.retry if self.retry_failed else None
+                _trials.close_interrupted(study, trials, retry)
+                raise
+            self.job_idx += len(returns)
+            for trial, ret in zip(trials, returns, strict=True):
+                _trials.record(study, trial, ret, len(self.directions))
+            to_go -= len(trials)
+
+    def start(
+        self, study: optuna.Study, trials: list[Trial], searched: dict, fixed: dict
+    ) -> list[list[str]]:
+        """Each new trial's overrides: its suggested parameters plus the fixed values.
+
+        Checks the failure budget first: the sweep stops before launching more."""
+        self.check_failures(study, pending=trials)
+        self.launched.extend(trials)
+        overrides = []
+        for trial in trials:
+            for name, distribution in searched.items():
+                trial._suggest(name, distribution)  # the plugin's way: no suggest_* per type
+            if self.extend_space:
+                self.extend_space(self.config, trial)
+            line = [f"{k}={v}" for k, v in {**trial.params, **fixed}.items()]
+            trial.set_user_attr("overrides", line)
+            overrides.append(line)
+        return overrides
+
+    def check_failures(self, study: optuna.Study, pending: list[Trial]) -> None:
         """Stop the sweep once more of its trials failed than the budget allows.
 
         ``pending`` trials (asked for but not launched) are closed as failed, with
         the reason in their ``not_run`` user attribute, so none stays "running".
         """
-        if not self.launched:
-            return
-        study = self.launched[0].study
         ours = {trial.number for trial in self.launched}
         failed = [
             t.number
@@ -180,28 +250,34 @@ class StudySweep(OptunaSweeperImpl):
             "fix the search space or raise hydra.sweeper.max_failure_rate."
         )
 
+    def write_results(self, study: optuna.Study) -> None:
+        """``optimization_results.yaml`` in the sweep directory: the best trial(s)."""
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise SweepError(
+                f"Study {study.study_name}: no trial has completed, so there is no best one. "
+                "The 'Failed experiment' warnings above say why the trials failed."
+            )
+        if len(self.directions) == 1:
+            best = study.best_trial
+            results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
+            log.info(f"Best parameters: {best.params}; best value: {best.value}")
+        else:
+            front = [{"params": t.params, "values": t.values} for t in study.best_trials]
+            results = {"name": "optuna", "solutions": front}
+            log.info(f"Number of Pareto solutions: {len(front)}")
+        if self.config is not None:
+            path = f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
+            OmegaConf.save(OmegaConf.create(results), path)
 
-class NonFiniteFails:
-    """A launcher's jobs, with those that returned a NaN or infinite value marked failed."""
 
-    def __init__(self, launcher: Launcher) -> None:
-        self.launcher = launcher
+def _name(direction: Any) -> str:
+    """``maximize``/``minimize``, from a string or the plugin's ``Direction`` enum."""
+    return str(getattr(direction, "name", direction))
 
-    def launch(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
-    ) -> Sequence[JobReturn]:
-        returns = self.launcher.launch(job_overrides, initial_job_idx)
-        for job in returns:
-            if job.status != JobStatus.COMPLETED:
-                continue
-            value = job.return_value
-            values = value if isinstance(value, list | tuple) else [value]
-            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-                job.status = JobStatus.FAILED
-                job.return_value = ValueError(
-                    f"optimized_metric is {value}: not a finite number (did training diverge?)"
-                )
-        return returns
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) or OmegaConf.is_list(value)
 
 
 class SweepGrid(GridSampler):
@@ -213,36 +289,3 @@ class SweepGrid(GridSampler):
 
     def after_trial(self, *args: Any, **kwargs: Any) -> None:
         pass
-
-
-def prepare_storage(storage: str | None) -> str | None:
-    """The storage URL, with a SQLite file's folder made (SQLite does not make it)."""
-    if not storage:
-        return None
-    url = make_url(str(storage))
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return str(storage)
-    path = Path(url.database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-def trials_in_study(storage: str | None, study_name: str | None) -> int:
-    """How many trials the named study already holds (0 when it does not exist yet)."""
-    if storage is None or study_name is None:
-        return 0
-    summaries = optuna.get_all_study_summaries(storage=storage)
-    return next((s.n_trials for s in summaries if s.study_name == study_name), 0)
-
-
-def build_sampler(config: DictConfig, seed: int | None, offset: int) -> Any:
-    """The sampler of ``config``, seeded with its own seed (or ``seed``) plus ``offset``.
-
-    Every sampler but the grid has a ``seed``; the grid is returned as a partial
-    the plugin completes with the search space.
-    """
-    settings = OmegaConf.to_container(config, resolve=True)
-    if "seed" in settings:
-        base = settings["seed"] if settings["seed"] is not None else seed
-        settings["seed"] = None if base is None else base + offset
-    return instantiate(settings)

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 
 
 class OptunaStudySweeper(Sweeper):
-    """hydra-optuna-sweeper's search, with a study that persists and failures it survives.
+    """hydra-optuna-sweeper's search on current Optuna: a study that persists, pruning,
+    failures it survives, trials a crash left behind cleaned up.
 
     Args:
         sampler: the sampler's config (``hydra/sweeper/sampler=...``), built at each sweep.
@@ -30,6 +31,13 @@ class OptunaStudySweeper(Sweeper):
             return NaN); the sweep stops with an error as soon as more have failed.
         params: the search space, as Hydra sweep overrides per key.
         custom_search_space: dotted path of a ``function(cfg, trial)`` adding parameters.
+        pruner: the pruner's config (``hydra/sweeper/pruner=...``); jobs report to it.
+        retry_failed: enqueue again the parameters of trials that a dead or interrupted
+            sweep left behind (marked FAIL).
+        heartbeat_interval: seconds between a running trial's heartbeats (RDB storages);
+            null: no heartbeat, stale trials are not detected.
+        grace_period: seconds without a heartbeat after which a running trial is stale
+            (null: twice the interval).
     """
 
     def __init__(
@@ -44,6 +52,10 @@ class OptunaStudySweeper(Sweeper):
         max_failure_rate: float,
         params: DictConfig | None = None,
         custom_search_space: str | None = None,
+        pruner: DictConfig | None = None,
+        retry_failed: bool = False,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
     ) -> None:
         from ._study_sweep import StudySweep
 
@@ -58,6 +70,10 @@ class OptunaStudySweeper(Sweeper):
             max_failure_rate=max_failure_rate,
             params=params,
             custom_search_space=custom_search_space,
+            pruner_config=pruner,
+            retry_failed=retry_failed,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
         )
 
     def setup(
