@@ -2,16 +2,27 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-# uv: the one on PATH, or bootstrapped from PyPI into the user's Python
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# uv: the one on PATH (fast path), or bootstrapped from PyPI into a private venv
+# .venv-uv/ (works on Debian/Ubuntu's "externally managed" /usr/bin/python3, PEP 668,
+# where `pip install uv` into the system Python is refused; needs python3-venv there)
+UV_PRIVATE := .venv-uv/bin/uv
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_PRIVATE))
 UVRUN := $(UV) run --frozen
+# uv trusts the system's certificate store (as pip, apt and curl do), so a TLS proxy
+# whose CA the system trusts works; UV_NATIVE_TLS is the older uv's name
+export UV_SYSTEM_CERTS ?= true
+export UV_NATIVE_TLS ?= true
 # one torch thread per test process: two workers on two cores, no spin-waiting
 PYTEST := OMP_NUM_THREADS=1 $(UVRUN) pytest -n 2 --dist loadfile
 
-.venv/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+.venv/.synced: pyproject.toml uv.lock | $(filter $(UV_PRIVATE),$(UV))
 	$(UV) sync --frozen
 	@touch $@
+
+$(UV_PRIVATE):
+	@python3 -m venv .venv-uv || { echo "python3 -m venv failed: install python3-venv" \
+		"(Debian/Ubuntu: apt-get install python3-venv) or put uv on PATH"; exit 1; }
+	.venv-uv/bin/python -m pip install --quiet uv
 
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
