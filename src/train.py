@@ -27,10 +27,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     from src.utils.batchnorm import fit_batches_to_batchnorm
     from src.utils.checkpoints import check_checkpoint_fits
+    from src.utils.cpu import use_cpu_wisely
     from src.utils.instantiators import instantiate_run
     from src.utils.logging_utils import log_hyperparameters
     from src.utils.run_metadata import write_run_metadata, write_splits
 
+    use_cpu_wisely(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
