@@ -12,7 +12,6 @@ each. The jobs are read with ``src.utils.runs`` (``fold_table``,
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
+from src.utils.atomic import write_json, write_text  # noqa: E402
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.utils.runs import fold_summary, fold_table  # noqa: E402
 
@@ -53,7 +53,7 @@ def cv_report(multirun_dir: str | Path) -> dict[str, Any]:
     statistics = summary.rename(columns={"statistic": "fold"})
     rows = pd.concat([folds, statistics], ignore_index=True)
     rows = rows.sort_values(keys, kind="stable", ignore_index=True)
-    rows.to_csv(multirun_dir / f"{REPORT}.csv", index=False)
+    write_text(multirun_dir / f"{REPORT}.csv", rows.to_csv(index=False))
 
     report: dict[str, Any] = {
         "multirun_dir": str(multirun_dir),
@@ -78,7 +78,7 @@ def cv_report(multirun_dir: str | Path) -> dict[str, Any]:
         title = ", ".join(f"{k}={plain(v)}" for k, v in zip(keys, setting, strict=True))
         shown = jobs[["fold", *metrics]].to_string(index=False, float_format="{:.4f}".format)
         print(f"Cross-validation ({title}), std with ddof=1:\n{shown}\n")
-    (multirun_dir / f"{REPORT}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(multirun_dir / f"{REPORT}.json", report)
     print(f"Report: {multirun_dir / REPORT}.csv and .json")
     return report
 

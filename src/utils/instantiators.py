@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.callbacks.optuna_trial import trial_callbacks
+from src.utils.checkpoint_io import with_atomic_checkpoints
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
 
@@ -79,9 +80,11 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
     left = missing_keys(cfg, "model")
     if left:
         raise UserInputError(
-            f"{', '.join(left)} must be set: the data module {type(datamodule).__name__} "
-            f"provides only {sorted(spec) or 'nothing'}. Set it on the command line, "
-            f"for example {left[0]}=..."
+            f"The model {cfg.get('_target_', '?').rsplit('.', 1)[-1]} takes "
+            f"{', '.join(left)} from the data, and the data module {type(datamodule).__name__} "
+            f"does not provide them (it provides {sorted(spec) or 'nothing'}): this model and "
+            "this data do not go together. Choose a model made for this data (model=...), or "
+            f"set the values on the command line ({left[0]}=...)."
         )
     log.info(f"Instantiating model <{cfg._target_}>")
     with open_dict(cfg):
@@ -102,7 +105,11 @@ def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     callbacks += trial_callbacks(cfg)  # a job of an Optuna sweep reports to its trial
     loggers = instantiate_loggers(cfg.get("logger"))
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # checkpoints are written atomically (src/utils/checkpoint_io.py) whatever the plug-ins
+    plugins = with_atomic_checkpoints(hydra.utils.instantiate(cfg.trainer.get("plugins")))
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins
+    )
     return {
         "cfg": cfg,
         "datamodule": datamodule,

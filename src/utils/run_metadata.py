@@ -4,7 +4,7 @@ Hydra already saves the composed config and the overrides (``.hydra/``).
 This adds what the config cannot say: the code (git commit, plus a diff of
 uncommitted changes), the dependency set (the hash of ``uv.lock``), the
 software and hardware the run used, and which samples went into which split
-(``splits.json``).
+(``splits.json``). Every file is written atomically (``src.utils.atomic``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+
+from src.utils.atomic import write_json, write_text
 
 METADATA_FILE = "run_metadata.json"
 DIFF_FILE = "git_diff.patch"
@@ -107,11 +109,9 @@ def write_run_metadata(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if diff:
-        (output_dir / DIFF_FILE).write_text(diff)
+        write_text(output_dir / DIFF_FILE, diff)
         metadata["git"]["diff_file"] = DIFF_FILE
-    path = output_dir / METADATA_FILE
-    path.write_text(json.dumps(metadata, indent=2) + "\n")
-    return path
+    return write_json(output_dir / METADATA_FILE, metadata)
 
 
 @rank_zero_only
@@ -125,5 +125,4 @@ def write_splits(output_dir: str | Path, datamodule: Any) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # one key per line, each index list on one line: readable, and small
     lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items())
-    path.write_text("{\n" + lines + "\n}\n")
-    return path
+    return write_text(path, "{\n" + lines + "\n}\n")

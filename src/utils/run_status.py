@@ -5,17 +5,26 @@ Light on purpose (Lightning is imported only when a status is written, by then
 the task has imported it): ``src/train.py`` decorates its task with this at
 import time, and a sweeper process that only launches jobs should not pay for
 Lightning.
+
+Statuses: ``running`` (written at the start), ``finished`` (with the final
+metrics), ``failed`` (with the error), ``diverged`` (with the epoch and step of
+the first non-finite loss), ``interrupted`` (SIGTERM, Ctrl-C; with the command
+that resumes it). ``read_status`` reports an unreadable file as ``damaged``.
+The file is always strict JSON (a NaN metric is written as null) and written
+atomically.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from src.utils.atomic import DiskFullError, write_json
 from src.utils.logging_utils import RankedLogger, current_rank
 
 if TYPE_CHECKING:
@@ -30,29 +39,84 @@ STATUS_FILE = "run_status.json"
 def write_status(output_dir: str, status: dict[str, Any]) -> None:
     if current_rank() != 0:
         return
-    path = Path(output_dir) / STATUS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(status, indent=2) + "\n")
+    write_json(Path(output_dir) / STATUS_FILE, status)
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any]:
+    """The run's status; ``{"status": "damaged", ...}`` for a file that is not a JSON object
+    (truncated by a full disk, edited by hand), ``{}`` without one."""
+    path = Path(run_dir) / STATUS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return {"status": "damaged", "error": f"{path} is unreadable: {type(error).__name__}"}
+    if not isinstance(status, dict):
+        return {"status": "damaged", "error": f"{path} holds no JSON object"}
+    return status
+
+
+def resume_command(cfg: DictConfig) -> str | None:
+    """The command that resumes this run in its own directory from its ``last.ckpt``."""
+    output_dir = Path(cfg.paths.output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    keep = [
+        arg for arg in sys.argv[1:] if not arg.startswith(("ckpt_path=", "hydra.run.dir=", "-"))
+    ]
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"
+    words = ["python", f"src/{script}", *keep, f"ckpt_path={last}", f"hydra.run.dir={output_dir}"]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _ended(error: BaseException, cfg: DictConfig) -> dict[str, Any]:
+    """The status of a run that ended with ``error``."""
+    from src.callbacks.divergence import DivergedError
+
+    if isinstance(error, DivergedError):
+        return {"status": "diverged", "epoch": error.epoch, "step": error.step, "error": str(error)}
+    if isinstance(error, Exception) and not isinstance(error, DiskFullError):
+        return {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    status: dict[str, Any] = {"status": "interrupted", "error": type(error).__name__}
+    if isinstance(error, DiskFullError):
+        status = {"status": "failed", "error": str(error)}
+    command = resume_command(cfg)
+    if command:
+        status["resume"] = command
+        print(f"Resume this run with:\n  {command}", file=sys.stderr, flush=True)
+    return status
 
 
 def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
-    """Record how the task ended in ``<run>/run_status.json`` ("finished" with the
-    final metrics, "failed" with the error, "interrupted"), log the output
-    directory, and close W&B runs if any."""
+    """Record how the task ended in ``<run>/run_status.json`` (see the module docstring),
+    log the output directory, and close W&B runs if any. A SIGTERM (Lightning's
+    ``SIGTERMException``, which would exit 0) exits with status 143."""
 
     @functools.wraps(task)
     def wrap(cfg: DictConfig) -> tuple[dict, dict]:
+        write_status(cfg.paths.output_dir, {"status": "running"})
         status: dict[str, Any] = {"status": "interrupted"}
+        failing = False
         try:
             metric_dict, object_dict = task(cfg)
             metrics = {k: float(v) for k, v in sorted(metric_dict.items())}
             status = {"status": "finished", "metrics": metrics}
             return metric_dict, object_dict
-        except Exception as error:
-            status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+        except BaseException as error:
+            failing = True
+            status = _ended(error, cfg)
+            if type(error).__name__ == "SIGTERMException":
+                raise SystemExit(143) from error
             raise
         finally:
-            write_status(cfg.paths.output_dir, status)
+            try:
+                write_status(cfg.paths.output_dir, status)
+            except DiskFullError as error:
+                if not failing:
+                    raise
+                log.error(str(error))  # the run's own error stays the one raised
             log.info(f"Output dir: {cfg.paths.output_dir}")
             wandb = sys.modules.get("wandb")
             if wandb is not None and wandb.run is not None:

@@ -10,7 +10,6 @@ tables or matplotlib axes, so a notebook stays a few lines per question.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pandas as pd
 import yaml
 
 from src.utils.errors import UserInputError
-from src.utils.run_status import STATUS_FILE
+from src.utils.run_status import read_status
 
 
 def find_runs(log_dir: str | Path) -> list[Path]:
@@ -57,8 +56,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     overrides = _overrides(run_dir)
     experiment = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
-    status_file = run_dir / STATUS_FILE
-    status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+    status = read_status(run_dir)  # a damaged file shows as status "damaged"
     row: dict[str, Any] = {
         "run_dir": str(run_dir),
         "task": config.get("task_name"),

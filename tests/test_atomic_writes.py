@@ -1,0 +1,85 @@
+"""Atomic writes: a full disk keeps the previous files and is one message; a damaged
+status file never breaks a listing. Full disks are real: a small tmpfs mounted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.train import train
+from src.utils.atomic import DiskFullError, write_bytes, write_json
+from src.utils.runs import list_runs
+from tests.conftest import compose_config, save_run_config
+
+
+def _mount_small_disk(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}"
+        print(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 700 KB filesystem: one digits MLP checkpoint (452 KB) fits, two do not."""
+    disk = tmp_path / "small"
+    _mount_small_disk(disk, "700k")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_full_disk_keeps_the_previous_file(small_disk: Path) -> None:
+    target = small_disk / "last.ckpt"
+    write_bytes(target, b"good" * 25_000)
+    with pytest.raises(DiskFullError) as caught:
+        write_bytes(target, b"x" * 800_000)
+    message = str(caught.value)
+    assert str(target) in message and "800,000 bytes" in message
+    assert target.read_bytes() == b"good" * 25_000  # the previous version survived
+    assert [p.name for p in small_disk.iterdir()] == ["last.ckpt"]  # no temporary left
+
+
+def test_training_on_a_full_disk(small_disk: Path) -> None:
+    """The checkpoint that does not fit is one DiskFullError; every file left on the disk
+    is whole (checkpoints load, the status is JSON) and the run lists."""
+    cfg = compose_config("train.yaml", ["trainer.max_epochs=2", "logger=none"], small_disk)
+    save_run_config(cfg, small_disk)
+    with pytest.raises(DiskFullError) as caught:
+        train(cfg)
+    assert "checkpoints" in str(caught.value) and "bytes" in str(caught.value)
+    for checkpoint in (small_disk / "checkpoints").glob("*.ckpt"):
+        torch.load(checkpoint, weights_only=True)  # complete, not truncated
+    assert not list(small_disk.rglob(".*.tmp-*"))
+    status = json.loads((small_disk / "run_status.json").read_text())
+    assert status["status"] == "failed" and "Disk full" in status["error"]
+    assert list_runs(small_disk)["status"].tolist() == ["failed"]
+
+
+def test_damaged_status_file_lists_as_damaged(tmp_path: Path) -> None:
+    for name, status in (("good", '{"status": "finished"}'), ("bad", '{"status": "fin')):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text("task_name: train\n")
+        (tmp_path / name / "run_status.json").write_text(status)
+    table = list_runs(tmp_path).set_index("run_dir")
+    assert table.loc[str(tmp_path / "bad"), "status"] == "damaged"
+    assert table.loc[str(tmp_path / "good"), "status"] == "finished"
+
+
+def test_json_files_are_strict(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "s.json", {"loss": float("nan"), "acc": [1.0, float("inf")]})
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert json.loads(path.read_text()) == {"loss": None, "acc": [1.0, None]}
