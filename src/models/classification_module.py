@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -11,6 +11,15 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.models.base_module import BaseLitModule
+from src.models.components.class_weights import (
+    check_class_weights,
+    set_criterion_weights,
+    training_labels,
+    weights_from_counts,
+)
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
 
 
 class ClassificationModule(BaseLitModule):
@@ -23,6 +32,10 @@ class ClassificationModule(BaseLitModule):
         num_classes: number of classes (filled from the data when ``???``).
         optimizer, scheduler, compile, scheduler_monitor: see ``BaseLitModule``.
         criterion: the loss (cross-entropy when not given).
+        class_weights: per-class weights of the loss: ``"auto"`` (``n / (k * count)``
+            from the training split's class counts, counted when fitting starts),
+            a list of ``num_classes`` positive numbers, or ``None`` (unweighted).
+            They become the criterion's ``weight`` buffer, saved in checkpoints.
     """
 
     selection_metric = ("acc", "max")
@@ -36,8 +49,11 @@ class ClassificationModule(BaseLitModule):
         criterion: nn.Module | None = None,
         compile: bool = False,
         scheduler_monitor: str = "val/loss",
+        class_weights: str | Sequence[float] | None = None,
     ) -> None:
         self.num_classes = num_classes
+        # a plain list (not Hydra's ListConfig) in the saved hyperparameters
+        class_weights = check_class_weights(class_weights, num_classes)
         super().__init__(
             net,
             optimizer,
@@ -46,6 +62,20 @@ class ClassificationModule(BaseLitModule):
             compile,
             scheduler_monitor,
         )
+        if class_weights is not None:
+            # "auto": ones until setup("fit") counts the training split; a buffer in both
+            # cases, so a weighted run's checkpoint loads into a freshly built module
+            initial = [1.0] * num_classes if class_weights == "auto" else class_weights
+            set_criterion_weights(self.criterion, torch.tensor(initial))
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.hparams.class_weights == "auto":
+            # Lightning sets the data module up before the model
+            labels = training_labels(self.trainer.datamodule)
+            weights = weights_from_counts(labels, self.num_classes)
+            set_criterion_weights(self.criterion, weights)
+            log.info(f"Class weights from the training split: {weights.tolist()}")
 
     def make_metrics(self) -> MetricCollection:
         # inputs are checked once by the data module, not on every batch
