@@ -1,0 +1,146 @@
+"""The README's shell blocks run as printed: every command composes (fast), and the cheap
+ones run for real in a shell that has only the README's own set-up step (slow)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from tests.conftest import CONFIGS, ROOT
+
+README = ROOT / "README.md"
+# the root config each entry point composes (its @hydra.main config_name)
+ENTRY_CONFIGS = {
+    "src/train.py": "train",
+    "src/eval.py": "eval",
+    "src/tools/find_lr_batch_size.py": "lr_find",
+    "src/tools/summary.py": "summary",
+    "src/tools/export.py": "export",
+    "src/tools/predict.py": "predict",
+    "src/reports/cv_report.py": "cv_report",
+    "src/reports/study_report.py": "study_report",
+    "src/vimh/generate.py": "generate_vimh",
+    "src/lora/merge.py": "merge_lora",
+    "src/lora/fuse.py": "fuse",
+}
+# what a run here cannot have: an accelerator, a cluster, a run or file the user names
+NOT_RUNNABLE_HERE = re.compile(
+    r"<[^>]+>|trainer=(gpu|ddp|mps|rocm)|hydra/launcher=slurm|hparams_search=|data=mnist|\.\.\."
+)
+
+
+def shell_blocks(text: str) -> list[str]:
+    return re.findall(r"^```(?:bash|sh|shell)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+def commands(block: str) -> list[str]:
+    """The block's commands: continuation lines joined, comments and blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", block)
+    found = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            found.append(shlex.join(words))
+    return found
+
+
+def readme_commands() -> list[str]:
+    return [cmd for block in shell_blocks(README.read_text()) for cmd in commands(block)]
+
+
+def python_commands() -> list[list[str]]:
+    """``python src/... overrides`` commands as word lists (``uv run`` prefix dropped)."""
+    found = []
+    for cmd in readme_commands():
+        words = shlex.split(cmd)
+        if words[:2] == ["uv", "run"]:
+            words = words[2:]
+        if words and words[0] == "python" and len(words) > 1 and words[1].startswith("src/"):
+            found.append(words[1:])
+    return found
+
+
+def first_combination(overrides: list[str]) -> list[str]:
+    """A multirun's first job: each sweep (``a=1,2``, ``range(5)``, ``choice(..)``) at its
+    first value."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [
+        f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
+        if o.is_sweep_override()
+        else o.input_line
+        for o in parsed
+    ]
+
+
+def test_readme_shows_how_to_enter_the_environment_before_its_first_python_command() -> None:
+    lines = [c for block in shell_blocks(README.read_text()) for c in commands(block)]
+    first_python = next(i for i, c in enumerate(lines) if c.startswith("python "))
+    setup = lines[:first_python]
+    assert any("source .venv/bin/activate" in c for c in setup), (
+        "The README runs `python ...` before it shows `source .venv/bin/activate`"
+    )
+
+
+def test_every_readme_make_target_exists() -> None:
+    targets = set(re.findall(r"^([a-zA-Z0-9_-]+):", (ROOT / "Makefile").read_text(), re.M))
+    used = {shlex.split(c)[1] for c in readme_commands() if c.startswith("make ")}
+    assert used and used <= targets, (
+        f"README names make targets the Makefile lacks: {used - targets}"
+    )
+
+
+@pytest.mark.parametrize("words", python_commands(), ids=shlex.join)
+def test_every_readme_python_command_composes(words: list[str]) -> None:
+    """Each command's overrides name config options and keys that exist."""
+    script, *args = words
+    assert script in ENTRY_CONFIGS, f"README runs {script}, which is not an entry point"
+    # a <placeholder> is the user's to fill in: any plain word composes in its place
+    args = [re.sub(r"<[^>]+>", "placeholder", a) for a in args if a not in ("-m", "--multirun")]
+    overrides = first_combination(args)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose(ENTRY_CONFIGS[script], overrides=overrides, return_hydra_config=True)
+    assert cfg.get("paths") is not None
+
+
+def runnable_commands() -> list[str]:
+    return [
+        c for c in readme_commands() if c.startswith("python ") and not NOT_RUNNABLE_HERE.search(c)
+    ]
+
+
+def cheap(cmd: str, log_dir: Path) -> str:
+    """The command with overrides that keep it to a batch or two, logs in ``log_dir``."""
+    extra = [f"paths.log_dir={log_dir}", "extras.print_config=false"]
+    if "src/train.py" in cmd:
+        extra += ["trainer.max_epochs=1"] if "debug=" in cmd else ["debug=fdr"]
+        extra += ["++trainer.limit_train_batches=3", "++trainer.limit_val_batches=2"]
+    return f"{cmd} {shlex.join(extra)}"
+
+
+@pytest.mark.slow
+def test_cheap_readme_commands_run_as_printed(tmp_path: Path) -> None:
+    """In a shell with the system's PATH only, the README's set-up step (activation) makes
+    its printed commands work: `python` is the project's."""
+    setup = next(c for c in readme_commands() if "activate" in c)
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "OMP_NUM_THREADS": "1"}
+    ran = runnable_commands()
+    assert len(ran) >= 5, ran
+    for cmd in ran:
+        done = subprocess.run(
+            ["bash", "-c", f"{setup} && {cheap(cmd, tmp_path)}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{cmd}\n{done.stderr[-3000:]}"
