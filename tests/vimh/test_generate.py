@@ -309,3 +309,10 @@ def test_plucking_the_middle_leaves_out_the_even_harmonics() -> None:
         return spectrum[105:115].max() / spectrum[50:60].max()  # 220 Hz against 110 Hz
 
     assert second_over_first(0.5) < 0.1 * second_over_first(0.2)
+
+
+def test_unknown_generator_keys_are_refused(tmp_path: Path) -> None:
+    cfg = generation_config("+pickle=true", "size=8", f"paths.data_dir={tmp_path}")
+    with pytest.raises(UserInputError, match=r"no setting \['pickle'\].*no pickle files"):
+        generate(cfg)
+    assert list(tmp_path.iterdir()) == []  # nothing made
