@@ -25,13 +25,16 @@ $(UV_PRIVATE):
 	.venv-uv/bin/python -m pip install --quiet uv
 
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
-	lr-find bs-find summary export cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
+	lr-find bs-find summary export split example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
-	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh
+	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh \
+	train-quick-convnext tqcn t train-mps trainmps tmps train-cnn trc train-vit-small trvs train-convnext-small trcns \
+	experiment-vimh-16k evimh16k experiment-vimh-stk evimhstk data-stk data-moog-resonance data-clean dclean tensorboard tb \
+	activate deactivate
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
 install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
@@ -88,6 +91,15 @@ merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merg
 fuse: .venv/.synced ## Fuse LoRA adapters of one base and test them: make fuse ADAPTERS=<run>,<run> [ARGS="method=ties"]
 	$(UVRUN) python src/lora/fuse.py adapters=[$(ADAPTERS)] $(ARGS)
 
+split: .venv/.synced ## Split a data folder <root>/raw/<class>/<file> once: make split ROOT=<root> [FOLDS=5] [KIND=audio]
+	$(UVRUN) python src/tools/split_folder.py root=$(ROOT) $(if $(FOLDS),folds=$(FOLDS)) $(if $(KIND),kind=$(KIND)) $(ARGS)
+
+example-images: .venv/.synced ## Write the digits as PNGs into an image folder: make example-images ROOT=data/digits_png
+	$(UVRUN) python src/tools/example_folders.py kind=image root=$(ROOT) $(ARGS)
+
+example-audio: .venv/.synced ## Write synthesized WAV notes (4 classes) into an audio folder: make example-audio ROOT=data/notes_wav
+	$(UVRUN) python src/tools/example_folders.py kind=audio root=$(ROOT) $(ARGS)
+
 cv-report: .venv/.synced ## Mean and std of each metric over the folds of a k-fold multirun: make cv-report MULTIRUN=logs/train/multiruns/<time>
 	$(UVRUN) python src/reports/cv_report.py multirun_dir=$(MULTIRUN) $(ARGS)
 
@@ -116,24 +128,57 @@ data-moog-envelope: .venv/.synced ## Generate VIMH ladder-filter notes with ADSR
 bench-vimh: .venv/.synced ## Time VIMH generation of each synth preset (samples/s against targets)
 	$(UVRUN) python benchmarks/vimh_generation.py
 
-train-quick: .venv/.synced ## Train vimh_cnn for 3 epochs on generated simple_saw notes (make tq)
-	$(UVRUN) python src/train.py experiment=vimh_cnn data.generate=true trainer.max_epochs=3 $(ARGS)
+# NSMT's quick runs: one epoch over a few batches of generated simple_saw notes, to see that an
+# architecture trains at all (ARGS adds to them: make tq ARGS="trainer.limit_train_batches=2")
+QUICK = trainer.max_epochs=1 ++trainer.limit_train_batches=20 ++trainer.limit_val_batches=5 $(ARGS)
+
+train-quick: .venv/.synced ## The multihead dense net (SimpleDenseNet-style), 1 epoch of 20 batches (make tq)
+	$(UVRUN) python src/train.py experiment=vimh_cnn model=vimh_mlp data.generate=true $(QUICK)
 
 tq: train-quick ## Shortcut for train-quick
 
-train-quick-cnn: train-quick ## The multihead CNN for 3 epochs (make tqc; same as train-quick)
+train-quick-cnn: .venv/.synced ## The multihead CNN, 1 epoch of 20 batches (make tqc)
+	$(UVRUN) python src/train.py experiment=vimh_cnn data.generate=true $(QUICK)
 
 tqc: train-quick-cnn ## Shortcut for train-quick-cnn
 
-train-quick-vit: .venv/.synced ## Train the multihead ViT for 3 epochs (make tqv)
-	$(UVRUN) python src/train.py experiment=vimh_vit data.generate=true trainer.max_epochs=3 $(ARGS)
+train-quick-vit: .venv/.synced ## The multihead ViT, 1 epoch of 20 batches (make tqv)
+	$(UVRUN) python src/train.py experiment=vimh_vit data.generate=true $(QUICK)
 
 tqv: train-quick-vit ## Shortcut for train-quick-vit
 
-train-quick-all: train-quick-cnn train-quick-vit ## CNN, ViT and ConvNeXt for 3 epochs each (make tqa)
-	$(UVRUN) python src/train.py experiment=vimh_convnext data.generate=true trainer.max_epochs=3 $(ARGS)
+train-quick-convnext: .venv/.synced ## The multihead ConvNeXt, 1 epoch of 20 batches (make tqcn)
+	$(UVRUN) python src/train.py experiment=vimh_convnext data.generate=true $(QUICK)
+
+tqcn: train-quick-convnext ## Shortcut for train-quick-convnext
+
+train-quick-all: train-quick train-quick-cnn train-quick-vit train-quick-convnext ## Every quick run above (make tqa)
 
 tqa: train-quick-all ## Shortcut for train-quick-all
+
+t: test ## Shortcut for test (NSMT)
+
+train-mps: .venv/.synced ## Train on Apple silicon (trainer=mps): make tmps ARGS="experiment=vimh_cnn"
+	$(UVRUN) python src/train.py trainer=mps $(ARGS)
+
+trainmps: train-mps ## Shortcut for train-mps (NSMT)
+
+tmps: train-mps ## Shortcut for train-mps (NSMT)
+
+train-cnn: .venv/.synced ## Train the multihead CNN (vimh_cnn_64k, 20 epochs) on simple_saw notes (make trc)
+	$(UVRUN) python src/train.py experiment=vimh_cnn data.generate=true $(ARGS)
+
+trc: train-cnn ## Shortcut for train-cnn
+
+train-vit-small: .venv/.synced ## Train the small multihead ViT (vimh_vit_38k) on simple_saw notes (make trvs)
+	$(UVRUN) python src/train.py experiment=vimh_vit model=vimh_vit_38k data.generate=true $(ARGS)
+
+trvs: train-vit-small ## Shortcut for train-vit-small
+
+train-convnext-small: .venv/.synced ## Train the small multihead ConvNeXt (vimh_convnext_68k) (make trcns)
+	$(UVRUN) python src/train.py experiment=vimh_convnext model=vimh_convnext_68k data.generate=true $(ARGS)
+
+trcns: train-convnext-small ## Shortcut for train-convnext-small
 
 experiment-vimh: .venv/.synced ## VIMH pitch (class) + velocity (regression), CNN (make evimh)
 	$(UVRUN) python src/train.py experiment=vimh_cnn data.generate=true $(ARGS)
@@ -149,6 +194,46 @@ experiment-vimh-regression: .venv/.synced ## VIMH with regression heads (make ev
 	$(UVRUN) python src/train.py experiment=vimh_cnn_regression data.generate=true $(ARGS)
 
 evimhr: experiment-vimh-regression ## Shortcut for experiment-vimh-regression
+
+experiment-vimh-16k: .venv/.synced ## The multihead CNN on 16,384 simple_saw notes (NSMT's vimh_cnn_16kdss; make evimh16k)
+	$(UVRUN) python src/train.py experiment=vimh_cnn_16kdss $(ARGS)
+
+evimh16k: experiment-vimh-16k ## Shortcut for experiment-vimh-16k
+
+experiment-vimh-stk: .venv/.synced ## The multihead CNN on plucked-string notes (NSMT's vimh_cnn_stk; make evimhstk)
+	$(UVRUN) python src/train.py experiment=vimh_cnn_stk $(ARGS)
+
+evimhstk: experiment-vimh-stk ## Shortcut for experiment-vimh-stk
+
+data-stk: .venv/.synced ## Generate VIMH plucked-string notes (pitch); ARGS="size=... seed=..."
+	$(UVRUN) python src/vimh/generate.py synth=stk_pluck $(ARGS)
+
+data-moog-resonance: .venv/.synced ## Generate VIMH ladder-filter notes (cutoff, resonance); ARGS="size=..."
+	$(UVRUN) python src/vimh/generate.py synth=moog_resonance $(ARGS)
+
+data-clean: ## List the generated VIMH data sets under data/ and delete them once you confirm (make dclean)
+	@sets=$$(find data -maxdepth 1 -type d -name 'vimh-*' | sort); \
+	if [ -z "$$sets" ]; then echo "No generated VIMH data set under data/."; exit 0; fi; \
+	echo "These generated data sets would be deleted (make data-* or data.generate=true remakes them):"; \
+	for s in $$sets; do echo "  $$s ($$(du -sh $$s | cut -f1))"; done; \
+	read -r -p "Delete them? [y/N] " answer || answer=; \
+	if [ "$$answer" = y ] || [ "$$answer" = Y ]; then rm -rf $$sets && echo "Deleted."; \
+	else echo "Nothing deleted."; fi
+
+dclean: data-clean ## Shortcut for data-clean (NSMT)
+
+tensorboard: .venv/.synced ## TensorBoard over logs/ on http://127.0.0.1:6006 (this machine only; make tb)
+	$(UVRUN) tensorboard --logdir logs --host 127.0.0.1 --port 6006
+
+tb: tensorboard ## Shortcut for tensorboard
+
+activate: ## Print the line that activates .venv in your shell, and an alias for it (NSMT's make a)
+	@echo "bash/zsh: source .venv/bin/activate    (alias: alias a='source .venv/bin/activate')"
+	@echo "tcsh:     source .venv/bin/activate.csh (alias: alias a 'source .venv/bin/activate.csh')"
+	@echo "make cannot change your shell itself: run the line, or add the alias to your shell's rc file."
+
+deactivate: ## Print how to leave the activated .venv (NSMT's make d)
+	@echo "deactivate    (alias: alias d='deactivate'; tcsh: alias d 'deactivate')"
 
 compare-architectures: .venv/.synced ## CNN vs ViT vs ConvNeXt, 3 epochs each: params, acc/MAE, time (make ca)
 	$(UVRUN) python benchmarks/compare_architectures.py $(ARGS)
