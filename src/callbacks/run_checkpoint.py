@@ -1,0 +1,64 @@
+"""``ModelCheckpoint`` that keeps ``last.ckpt`` a true resume point.
+
+Lightning's ``save_last`` rewrites ``last.ckpt`` only when a top-k checkpoint
+was saved at the same step, i.e. when the monitored metric improved: after a
+crash at epoch 11 the resume point may be epoch 5. ``RunCheckpoint`` also
+
+- writes ``last.ckpt`` at the end of every epoch (every validation when
+  validating several times an epoch), improved or not;
+- writes it where training stopped when the run is interrupted (SIGTERM,
+  Ctrl-C, an exception), so a resume continues from that step; not when the
+  run diverged (the last finite weights are the ones worth resuming) and not
+  when the disk is full (the previous good ``last.ckpt`` is kept).
+
+Files are written atomically by ``src.utils.checkpoint_io.AtomicCheckpointIO``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+
+from src.utils.atomic import DiskFullError
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` with ``last.ckpt`` every epoch and on interruption."""
+
+    def _save_last_now(self, trainer: Any) -> None:
+        if (
+            not self.save_last
+            or trainer.fast_dev_run
+            or trainer.state.fn != TrainerFn.FITTING
+            or trainer.sanity_checking
+            or self._last_global_step_saved == trainer.global_step  # saved at this step
+        ):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_now(trainer)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_now(trainer)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        from src.callbacks.divergence import DivergedError
+
+        if isinstance(exception, DivergedError | DiskFullError):
+            return  # keep the last good checkpoint
+        self._save_last_now(trainer)
+        if self.last_model_path:
+            log.info(
+                f"{type(exception).__name__} at epoch {trainer.current_epoch}, step "
+                f"{trainer.global_step}: resume point saved to {self.last_model_path}"
+            )

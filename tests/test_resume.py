@@ -1,0 +1,110 @@
+"""Resume points: last.ckpt every epoch and where an interrupted run stopped; a run
+killed after epoch k resumes from epoch k and ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.train import train
+from tests.conftest import ROOT, compose_config
+
+QUICK = ["logger=none", "test=false", "+trainer.limit_train_batches=6", "seed=3"]
+
+
+def _signal_at(epoch: int, batch: int | None, name: str, marker: Path) -> list[str]:
+    key = "+callbacks.signal_at"
+    return [
+        f"{key}._target_=tests.signal_callback.SignalAt",
+        f"{key}.epoch={epoch}",
+        f"{key}.batch={'null' if batch is None else batch}",
+        f"{key}.signal_name={name}",
+        f"{key}.marker={marker}",
+    ]
+
+
+def test_last_checkpoint_is_rewritten_every_epoch(tmp_path: Path) -> None:
+    """lr=0: val/acc never improves after epoch 0, yet last.ckpt follows every epoch."""
+    cfg = compose_config(
+        "train.yaml", [*QUICK, "trainer.max_epochs=3", "model.optimizer.lr=0.0"], tmp_path
+    )
+    train(cfg)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 18)
+    assert [p.name for p in (tmp_path / "checkpoints").glob("epoch_*")] == ["epoch_000.ckpt"]
+
+
+def test_sigterm_mid_epoch_saves_where_it_stopped(tmp_path: Path, capfd) -> None:
+    overrides = [*QUICK, "trainer.max_epochs=3"]
+    killed = _signal_at(1, 3, "SIGTERM", tmp_path / "signalled")
+    cfg = compose_config("train.yaml", overrides + killed, tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        train(cfg)
+    assert caught.value.code == 143  # not 0: the run did not finish
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert (saved["epoch"], saved["global_step"]) == (1, 10)  # 6 + the 4 batches of epoch 1
+    status = json.loads((tmp_path / "run_status.json").read_text())
+    assert status["status"] == "interrupted"
+    assert (
+        f"ckpt_path={last}" in status["resume"] and f"hydra.run.dir={tmp_path}" in status["resume"]
+    )
+    assert status["resume"] in capfd.readouterr().err  # printed as well
+    cfg = compose_config("train.yaml", [*overrides, *killed, f"ckpt_path={last}"], tmp_path)
+    train(cfg)
+    resumed = torch.load(last, weights_only=True)
+    assert (resumed["epoch"], resumed["global_step"]) == (2, 18)
+
+
+def _cli(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    args = [
+        "experiment=digits_cnn",
+        "trainer.deterministic=true",
+        "trainer.max_epochs=3",
+        "test=false",
+        "seed=7",
+        "logger=none",
+        "extras.print_config=false",
+        "callbacks.rich_progress_bar=null",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
+    return subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["SIGKILL", "SIGTERM"])
+def test_killed_after_epoch_k_resumes_exactly(tmp_path: Path, name: str) -> None:
+    straight = tmp_path / "straight"
+    assert _cli(straight).returncode == 0
+    run_dir = tmp_path / "killed"
+    # after epoch 1: SIGKILL before the first batch of epoch 2, SIGTERM at the end of epoch 1
+    when = (2, 0) if name == "SIGKILL" else (1, None)
+    killed = _cli(run_dir, *_signal_at(*when, name, tmp_path / "signalled"))
+    assert killed.returncode == (-signal.SIGKILL if name == "SIGKILL" else 143), killed.stderr
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    if name == "SIGTERM":
+        assert f"ckpt_path={last}" in killed.stderr  # the exact resume command
+    resumed = _cli(run_dir, f"ckpt_path={last}")  # continues in its own directory
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restored all states" in resumed.stdout + resumed.stderr
+    assert not list((run_dir / "checkpoints").glob("last-v*"))
+    assert (run_dir / ".hydra" / "history" / "001" / "config.yaml").is_file()
+    expected = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
+    got = torch.load(last, weights_only=True)
+    assert got["global_step"] == expected["global_step"]
+    for key, value in expected["state_dict"].items():
+        assert torch.equal(got["state_dict"][key], value), key
