@@ -38,7 +38,7 @@ def adopt_run_config(cfg: DictConfig) -> None:
     """Take data and model from the training run in ``cfg.run_dir`` (and its best
     checkpoint, unless ``ckpt_path`` is given)."""
     run_dir = Path(cfg.run_dir)
-    run_cfg = run_config(run_dir)
+    run_cfg = run_config(run_dir, trust=bool(cfg.get("trust_run_dir")))
     with open_dict(cfg):
         cfg.data = run_cfg.data
         cfg.model = run_cfg.model

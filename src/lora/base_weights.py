@@ -18,7 +18,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from src.utils.checkpoints import best_checkpoint, describe_mismatch, read_checkpoint
+from src.utils.checkpoints import (
+    best_checkpoint,
+    describe_mismatch,
+    load_weights_only,
+    read_checkpoint,
+)
 from src.utils.errors import UserInputError
 
 # a Lightning checkpoint's state dict names the net's weights "net.<name>"
@@ -49,16 +54,23 @@ class BaseWeights:
                 "(.pt, .pth, .safetensors) of the configured net."
             )
         if path.suffix == ".safetensors":
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
 
-            return cls(path.resolve(), load_file(path))
+            try:
+                return cls(path.resolve(), load_file(path))
+            except (SafetensorError, OSError, ValueError) as error:
+                raise UserInputError(
+                    f"Base weights {path} cannot be read as safetensors ({error}): the file "
+                    "is corrupt, truncated or not a .safetensors file."
+                ) from None
         if path.suffix == ".ckpt":
             saved = read_checkpoint(path)["state_dict"]
             net = {
                 k.removeprefix(NET_PREFIX): v for k, v in saved.items() if k.startswith(NET_PREFIX)
             }
             return cls(path.resolve(), net)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path, "Base weights")
         if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
             raise UserInputError(
                 f"Base weights {path} are not a state dict (a mapping of names to tensors). "

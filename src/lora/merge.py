@@ -32,7 +32,7 @@ log = RankedLogger(__name__)
 
 def merge(cfg: DictConfig) -> Path:
     """Write the merged checkpoint of the LoRA run ``cfg.run_dir``; returns its path."""
-    run = LoRARun.read(cfg.run_dir)
+    run = LoRARun.read(cfg.run_dir, trust=bool(cfg.get("trust_run_dir")))
     target = run.run_dir / "merged"
     if target.exists() and not cfg.overwrite:
         raise UserInputError(

@@ -42,8 +42,9 @@ class LoRARun:
     cfg: DictConfig
 
     @classmethod
-    def read(cls, run_dir: str | Path) -> LoRARun:
-        run = cls(Path(run_dir), run_config(run_dir))
+    def read(cls, run_dir: str | Path, trust: bool = False) -> LoRARun:
+        """``trust``: skip the allow-list of the saved config's targets (trust_run_dir=true)."""
+        run = cls(Path(run_dir), run_config(run_dir, trust=trust))
         if run.cfg.model.get("lora") is None:
             raise UserInputError(
                 f"{run_dir} is not a LoRA run: its model config has no lora settings. Pass "

@@ -7,6 +7,8 @@ wrong with which file, and what to do.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,36 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.utils.errors import UserInputError
+from src.utils.trusted_targets import check_run_targets
 
 # ckpt_path values that Lightning resolves itself
 LIGHTNING_CKPT_KEYWORDS = {"last", "best", "hpc", "registry"}
+
+
+def why_unreadable(error: Exception) -> str:
+    """A short reason a weights-only ``torch.load`` failed, in our words: torch's own
+    message advises ``weights_only=False``, which runs any code the file holds."""
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in text:
+        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", text)
+        what = f" (it names {found.group(1)})" if found else ""
+        return (
+            f"it holds pickled Python objects{what} or is not a torch file at all; only "
+            "tensors and plain data load here, safely"
+        )
+    first = text.splitlines()[0] if text else "no detail"
+    return f"{type(error).__name__}: {first}"
+
+
+def load_weights_only(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``, or one message saying why it cannot be."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UserInputError(
+            f"{what} {path} cannot be read: {why_unreadable(error)}. It is corrupt, "
+            "truncated, or not a file of this template."
+        ) from None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -29,14 +58,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"Checkpoint {path} does not exist{hint}. Pass the path of a .ckpt file, "
             f"for example logs/train/runs/<run>/checkpoints/last.ckpt."
         )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserInputError(
-            f"Checkpoint {path} cannot be read ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). "
-            "It is corrupt, truncated, or not a checkpoint of this template."
-        ) from error
+    checkpoint = load_weights_only(path, "Checkpoint")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserInputError(
             f"Checkpoint {path} holds no 'state_dict': it is not a Lightning checkpoint."
@@ -82,15 +104,24 @@ def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
         )
 
 
-def run_config(run_dir: str | Path) -> DictConfig:
-    """The composed config a run saved in ``<run_dir>/.hydra/config.yaml``."""
+def run_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
+    """The composed config a run saved in ``<run_dir>/.hydra/config.yaml``, after checking
+    that it instantiates only allowed targets (``src.utils.trusted_targets``) unless
+    ``trust`` (``trust_run_dir=true``)."""
     saved = Path(run_dir) / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise UserInputError(
             f"run_dir={run_dir} has no saved config ({saved} is missing). Pass the "
             "directory of a training run (logs/train/runs/<timestamp>), or use ckpt_path=..."
         )
-    return OmegaConf.load(saved)
+    try:
+        cfg = OmegaConf.load(saved)
+    except Exception as error:
+        raise UserInputError(f"{saved} is not a readable config: {error}") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserInputError(f"{saved} is not a config mapping.")
+    check_run_targets(cfg, saved, trust=trust)
+    return cfg
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:

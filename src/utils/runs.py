@@ -231,22 +231,21 @@ def plot_trials(table: pd.DataFrame, params: list[str], metric: str, ax: Any = N
     return ax
 
 
-def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[Any, Any]:
+def load_run(
+    run_dir: str | Path, checkpoint: str | Path | None = None, trust: bool = False
+) -> tuple[Any, Any]:
     """The trained model (eval mode) and its data module, rebuilt from the run's config.
 
-    ``checkpoint`` defaults to the run's best one. Loads with ``weights_only=True``.
+    ``checkpoint`` defaults to the run's best one. Loads with ``weights_only=True``;
+    ``trust=True`` skips the allow-list of the run config's targets (your own runs).
     """
     import hydra
-    from omegaconf import OmegaConf
 
-    from src.utils.checkpoints import best_checkpoint, read_checkpoint
+    from src.utils.checkpoints import best_checkpoint, read_checkpoint, run_config
     from src.utils.instantiators import instantiate_model
 
     run_dir = Path(run_dir)
-    saved = run_dir / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise UserInputError(f"{run_dir} has no saved config ({saved}): not a training run.")
-    cfg = OmegaConf.load(saved)
+    cfg = run_config(run_dir, trust=trust)  # refuses targets outside the allow-list
     datamodule = hydra.utils.instantiate(cfg.data)
     model = instantiate_model(cfg.model, datamodule)
     state = read_checkpoint(checkpoint or best_checkpoint(run_dir))["state_dict"]
