@@ -33,6 +33,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from src.utils.run_metadata import write_run_metadata, write_splits
 
     use_cpu_wisely(cfg)
+    if cfg.get("ckpt_path") == "last":  # the newest last.ckpt of this task and experiment
+        from omegaconf import open_dict
+
+        from src.utils.resume import resolve_last
+
+        with open_dict(cfg):
+            cfg.ckpt_path = resolve_last(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

@@ -212,16 +212,25 @@ class BaseLitModule(LightningModule):
             self.net.compile()  # in place: parameter names (and checkpoints) stay the same
 
     def configure_optimizers(self) -> Any:
+        from src.models.components.schedulers import interval_of
+
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        # a @per_step schedule (warmup_cosine, onecycle, linear_warmup) is stepped every
+        # optimizer step over the trainer's estimate of them; any other scheduler per epoch
+        interval = interval_of(self.scheduler_factory)
+        if interval == "step":
+            total_steps = self.trainer.estimated_stepping_batches
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
                 "scheduler": scheduler,
                 "monitor": self.hparams.scheduler_monitor,
-                "interval": "epoch",
+                "interval": interval,
                 "frequency": 1,
             },
         }

@@ -1,0 +1,148 @@
+"""Per-step LR schedules, gradient accumulation and clipping, EMA and SWA weight averaging."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from src.models.components.schedulers import linear_warmup_factor, warmup_cosine_factor
+from src.utils.instantiators import instantiate_run
+from tests.conftest import compose_config
+
+LR = 0.01
+
+
+class Recorder(Callback):
+    """The LR of every optimizer step, the parameter change it made, and the net's
+    weights after every step and at every epoch's end."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.update_norms: list[float] = []
+        self.step_weights: list[list[torch.Tensor]] = []
+        self.epoch_weights: list[list[torch.Tensor]] = []
+
+    @staticmethod
+    def weights(pl_module: L.LightningModule) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in pl_module.net.parameters()]
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._before, self._steps = self.weights(pl_module), trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._steps:
+            return  # a batch whose gradients are accumulated for the next step
+        after = self.weights(pl_module)
+        change = torch.cat([(a - b).flatten() for a, b in zip(after, self._before, strict=True)])
+        self.update_norms.append(float(change.norm()))
+        self.step_weights.append(after)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epoch_weights.append(self.weights(pl_module))
+
+
+def fit(
+    tmp_path: Path, *overrides: str, callbacks: str = "none"
+) -> tuple[Recorder, L.Trainer, L.LightningModule]:
+    cfg = compose_config(
+        "train.yaml",
+        ["logger=none", f"callbacks={callbacks}", f"model.optimizer.lr={LR}", *overrides],
+        tmp_path,
+    )
+    L.seed_everything(0)
+    objects = instantiate_run(cfg)
+    recorder = Recorder()
+    objects["trainer"].callbacks.append(recorder)
+    objects["trainer"].fit(objects["model"], datamodule=objects["datamodule"])
+    return recorder, objects["trainer"], objects["model"]
+
+
+@pytest.mark.parametrize("schedule", ["warmup_cosine", "linear_warmup", "onecycle"])
+def test_lr_follows_the_schedule_every_optimizer_step(tmp_path: Path, schedule: str) -> None:
+    """2 epochs of 34 batches, 2 batches per optimizer step: 34 steps, each at its LR."""
+    overrides = [f"model/scheduler={schedule}", "trainer.max_epochs=2"]
+    overrides += ["trainer.accumulate_grad_batches=2", "+trainer.limit_val_batches=1"]
+    if schedule != "onecycle":
+        overrides += ["model.scheduler.warmup_steps=8"]
+    if schedule == "linear_warmup":
+        overrides += ["model.scheduler.final_lr_ratio=0.1"]
+    recorder, trainer, _ = fit(tmp_path, *overrides)
+    total = trainer.estimated_stepping_batches
+    assert total == trainer.global_step == len(recorder.lrs) == 2 * math.ceil(34 / 2)
+    if schedule == "warmup_cosine":
+        expected = [LR * warmup_cosine_factor(s, total, 8, 0.0, 0.0) for s in range(total)]
+        assert recorder.lrs[8] == pytest.approx(LR)  # the peak right after warmup
+    elif schedule == "linear_warmup":
+        expected = [LR * linear_warmup_factor(s, total, 8, 0.1, 0.0) for s in range(total)]
+        assert recorder.lrs[4] == pytest.approx(LR / 2)
+    else:  # torch's OneCycleLR on a bare optimizer over the same number of steps
+        bare = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=LR)
+        reference = torch.optim.lr_scheduler.OneCycleLR(bare, max_lr=LR, total_steps=total)
+        expected = []
+        for _ in range(total):
+            expected.append(bare.param_groups[0]["lr"])
+            bare.step()
+            reference.step()
+        assert recorder.lrs[0] == pytest.approx(LR / 25)
+    assert recorder.lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert max(recorder.lrs) == pytest.approx(LR, rel=0.02)
+    assert recorder.lrs[0] < LR / 20  # it warms up: no epoch-level schedule does that
+
+
+def test_gradient_clipping_bounds_every_update(tmp_path: Path) -> None:
+    """Plain SGD with LR 1: each update is the clipped gradient itself."""
+    sgd = ["model/optimizer=sgd", "model.optimizer.momentum=0.0", "model.optimizer.nesterov=false"]
+    sgd += ["model.scheduler=null", "trainer.max_epochs=1", "+trainer.limit_train_batches=10"]
+    sgd += ["+trainer.limit_val_batches=1"]
+    free, _, _ = fit(tmp_path / "free", *sgd, "model.optimizer.lr=1.0")
+    clipped, _, _ = fit(
+        tmp_path / "clip", *sgd, "model.optimizer.lr=1.0", "trainer.gradient_clip_val=0.05"
+    )
+    assert min(free.update_norms) > 0.2  # unclipped gradients are larger than the bound
+    assert max(clipped.update_norms) == pytest.approx(0.05, rel=1e-3)
+
+
+def test_ema_callback_holds_the_moving_average(tmp_path: Path) -> None:
+    """callbacks=ema: the final weights are the EMA of the weights after each step."""
+    recorder, trainer, model = fit(
+        tmp_path,
+        "callbacks.ema.decay=0.9",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=20",
+        "+trainer.limit_val_batches=1",
+        callbacks="ema",
+    )
+    average = recorder.step_weights[0]
+    for weights in recorder.step_weights[1:]:
+        average = [0.9 * a + 0.1 * w for a, w in zip(average, weights, strict=True)]
+    for got, want, last in zip(
+        model.net.parameters(), average, recorder.step_weights[-1], strict=True
+    ):
+        torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(got.detach(), last)  # not simply the last weights
+
+
+def test_swa_callback_averages_the_epochs(tmp_path: Path) -> None:
+    """callbacks=swa from the 2nd of 4 epochs (Lightning counts from 1): it averages the
+    weights each epoch starts with from then on (the ends of epochs 0, 1 and 2)."""
+    recorder, _, model = fit(
+        tmp_path,
+        "callbacks.swa.swa_epoch_start=2",
+        "callbacks.swa.annealing_epochs=1",
+        "model.scheduler=null",
+        "trainer.max_epochs=4",
+        "+trainer.limit_val_batches=1",
+        callbacks="swa",
+    )
+    epochs = recorder.epoch_weights[0:3]
+    mean = [sum(ws) / 3 for ws in zip(*epochs, strict=True)]
+    for got, want in zip(model.net.parameters(), mean, strict=True):
+        torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-6)
