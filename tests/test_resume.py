@@ -108,3 +108,42 @@ def test_killed_after_epoch_k_resumes_exactly(tmp_path: Path, name: str) -> None
     assert got["global_step"] == expected["global_step"]
     for key, value in expected["state_dict"].items():
         assert torch.equal(got["state_dict"][key], value), key
+
+
+def _fake_run(runs: Path, name: str, experiment: str | None, mtime: float) -> Path:
+    run = runs / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "hydra.yaml").write_text(
+        f"hydra:\n  runtime:\n    choices:\n      experiment: {experiment or 'null'}\n"
+    )
+    last = run / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.write_bytes(b"ckpt")
+    import os
+
+    os.utime(last, (mtime, mtime))
+    return last
+
+
+def test_ckpt_path_last_is_the_newest_of_the_same_experiment(tmp_path: Path) -> None:
+    from src.utils.resume import resolve_last
+
+    runs = tmp_path / "logs" / "train" / "runs"
+    _fake_run(runs, "a", "digits_mlp", 1_000)
+    newest = _fake_run(runs, "b", "digits_mlp", 2_000)
+    _fake_run(runs, "c", "digits_cnn", 3_000)  # newer, but another experiment
+    cfg = compose_config(
+        "train.yaml", ["experiment=digits_mlp", "ckpt_path=last"], tmp_path / "new"
+    )
+    cfg.paths.log_dir = str(tmp_path / "logs")
+    assert resolve_last(cfg) == str(newest)
+
+
+def test_ckpt_path_last_without_a_run_is_refused(tmp_path: Path) -> None:
+    from src.utils.errors import UserInputError
+
+    cfg = compose_config("train.yaml", ["ckpt_path=last", "experiment=digits_cnn"], tmp_path)
+    _fake_run(tmp_path / "train" / "runs", "x", "digits_mlp", 1_000)  # another experiment
+    with pytest.raises(UserInputError, match="ckpt_path=last: no run of task 'train', experiment"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained from scratch
