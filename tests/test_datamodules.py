@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
-from src.data.components.batches import EpochOrder, TensorBatchLoader
+from src.data.components.batches import IndexBatchSampler, tensor_loader
 from src.data.digits_datamodule import DigitsDataModule
 from src.data.mnist_datamodule import MNIST_FILES, MNISTDataModule
 from src.utils.errors import UserInputError
@@ -61,8 +62,9 @@ def test_loader_order_depends_on_seed_and_epoch_only() -> None:
     y = torch.arange(100)
 
     def epoch_batches(epoch: int, seed: int = 7) -> list[list[int]]:
-        loader = TensorBatchLoader((x, y), batch_size=32, shuffle=True, seed=seed)
-        loader.sampler.set_epoch(epoch)
+        loader = tensor_loader((x, y), batch_size=32, shuffle=True, seed=seed)
+        assert isinstance(loader, DataLoader)
+        loader.batch_sampler.sampler.set_epoch(epoch)  # where Lightning calls it
         return [b[1].tolist() for b in loader]
 
     first = epoch_batches(0)
@@ -71,20 +73,28 @@ def test_loader_order_depends_on_seed_and_epoch_only() -> None:
     assert epoch_batches(0) == first  # same seed and epoch: same batches
     assert epoch_batches(1) != first  # a new epoch: a new order
     assert epoch_batches(0, seed=8) != first
-    assert len(TensorBatchLoader((x, y), 32, drop_last=True)) == 3
-    plain = [b[0] for b in TensorBatchLoader((x, y), 40)]
+    assert len(tensor_loader((x, y), 32, drop_last=True)) == 3
+    plain = [b[0] for b in tensor_loader((x, y), 40)]
     assert torch.equal(torch.cat(plain), x)
+    # LHT's attribute: a split as a Dataset of (x, y) samples
+    dm = DigitsDataModule()
+    assert dm.data_train is None
+    dm.setup()
+    sample = dm.data_train[5]
+    assert len(dm.data_train) == 1077 and len(dm.data_test) == 360
+    assert torch.equal(sample[0], dm.splits["train"][0][5]) and int(sample[1]) < 10
 
 
 def test_distributed_shards_are_disjoint_and_equal() -> None:
+    """What Lightning does under DDP: a shuffling DistributedSampler put into our batch
+    sampler; every rank gets the same number of batches, disjoint but for the padding."""
     shards = []
     for rank in range(3):
-        order = EpochOrder(100, shuffle=True, seed=1, rank=rank, world_size=3)
-        order.set_epoch(4)
-        shards.append(order.indices())
-    assert all(len(s) == 33 for s in shards)
-    together = torch.cat(shards)
-    assert len(set(together.tolist())) == 99  # disjoint
+        sampler = DistributedSampler(range(100), num_replicas=3, rank=rank, seed=1)
+        sampler.set_epoch(4)
+        shards.append(torch.cat(list(IndexBatchSampler(sampler, 10, drop_last=False))))
+    assert all(len(s) == 34 for s in shards)  # 100 padded to 102
+    assert set(torch.cat(shards).tolist()) == set(range(100))
 
 
 def test_mnist_from_idx_files(mnist_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from src.data.tabular_datamodule import TabularDataModule
 from src.utils.errors import UserInputError
@@ -27,7 +28,8 @@ class DiabetesDataModule(TabularDataModule):
     scikit-learn's bundled copy on first use (no download).
 
     An existing file is read as it is when it holds the same table, and never
-    overwritten when it does not: the run stops and says so.
+    overwritten when it does not: the run stops and says so. ``shared``: the
+    arguments of ``InMemoryDataModule``.
     """
 
     def __init__(
@@ -36,11 +38,7 @@ class DiabetesDataModule(TabularDataModule):
         feature_columns: Sequence[str] | None = None,
         train_val_test_split: Sequence[float] = (0.7, 0.15, 0.15),
         batch_size: int = 32,
-        split_seed: int = 42,
-        shuffle_seed: int | None = None,
-        drop_last: bool = False,
-        num_folds: int | None = None,
-        fold: int | None = None,
+        **shared: Any,
     ) -> None:
         super().__init__(
             path=str(Path(data_dir) / FILE_NAME),
@@ -48,11 +46,7 @@ class DiabetesDataModule(TabularDataModule):
             feature_columns=feature_columns,
             train_val_test_split=train_val_test_split,
             batch_size=batch_size,
-            split_seed=split_seed,
-            shuffle_seed=shuffle_seed,
-            drop_last=drop_last,
-            num_folds=num_folds,
-            fold=fold,
+            **shared,
         )
 
     def prepare_data(self) -> None:

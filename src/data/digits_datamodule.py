@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from src.data.components.splits import SPLITS, Split
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.utils.errors import UserInputError
 
@@ -58,32 +59,20 @@ class DigitsDataModule(InMemoryDataModule):
             task on the same images.
         num_folds, fold: k-fold cross-validation; the folds are dealt from all
             ten digits (stratified), before ``digits`` selects some.
-        other args: see ``InMemoryDataModule``.
+        shared: split_seed, shuffle_seed, drop_last, num_folds, fold, num_workers,
+            pin_memory, persistent_workers: see ``InMemoryDataModule``.
     """
 
     def __init__(
         self,
         data_dir: str = "data/",
-        train_val_test_split: tuple[int, int, int] = (1077, 360, 360),
+        train_val_test_split: Sequence[int] = (1077, 360, 360),
         batch_size: int = 32,
-        split_seed: int = 42,
-        shuffle_seed: int | None = None,
-        drop_last: bool = False,
         digits: Sequence[int] | None = None,
         invert: bool = False,
-        num_folds: int | None = None,
-        fold: int | None = None,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            data_dir,
-            train_val_test_split,
-            batch_size,
-            split_seed,
-            shuffle_seed,
-            drop_last,
-            num_folds=num_folds,
-            fold=fold,
-        )
+        super().__init__(data_dir, train_val_test_split, batch_size, **shared)
         if digits is not None:
             digits = [int(d) for d in digits]
             if (
@@ -106,18 +95,16 @@ class DigitsDataModule(InMemoryDataModule):
         y = torch.from_numpy(target).long()
         return x, y
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        super().setup(stage)
+    def finish_split(self, split: Split) -> Split:
+        """Keep only the chosen ``digits``, relabelled 0..k-1."""
         if self.digits is None:
-            return
+            return split
         relabel = torch.full((10,), -1, dtype=torch.long)
         relabel[self.digits] = torch.arange(len(self.digits))
-        for name, (x, y) in self.splits.items():
-            keep = relabel[y] >= 0
-            self.splits[name] = (x[keep].contiguous(), relabel[y[keep]].contiguous())
-            self.split_indices[name] = self.split_indices[name][keep]
+        for name in SPLITS:
+            split = split.keep(name, relabel[split.parts[name][1]] >= 0)
+        parts = {name: (x, relabel[y]) for name, (x, y) in split.parts.items()}
+        return split._replace(parts=parts)
 
     @property
     def spec(self) -> dict[str, Any]:

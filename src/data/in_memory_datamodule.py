@@ -17,21 +17,37 @@ as it is, so every fold is tested on the same samples, and the
 normalisation is fitted to the fold's training part. ``split_record``
 gives each split's indices into the data set, which ``train.py`` saves as
 ``<run>/splits.json``.
+
+The arguments every in-memory data module shares are declared here once; a
+subclass's ``__init__`` names only its own arguments and the shared ones
+whose default differs (``batch_size=32``, its ``train_val_test_split``), and
+passes the rest on as ``**shared``.
+
+``num_workers``, ``persistent_workers``: accepted so that LHT's overrides
+and test settings work, and unused: the batches are cut from tensors already
+in memory, and worker processes would only copy them. ``pin_memory`` goes to
+the ``DataLoader`` (pinned batches copy to a GPU without blocking).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from lightning import LightningDataModule
+from torch.utils.data import DataLoader
 
-from src.data.components.batches import TensorBatchLoader
+from src.data.components.batches import TensorSamples, tensor_loader
 from src.data.components.folds import fold_split
+from src.data.components.splits import SPLITS, Split, random_split, split_sizes
 from src.utils.errors import UserInputError
+from src.utils.logging_utils import RankedLogger
 
-SPLITS = ("train", "val", "test")
+__all__ = ["SPLITS", "InMemoryDataModule"]
+
+log = RankedLogger(__name__, rank_zero_only=True)
 
 
 class InMemoryDataModule(LightningDataModule):
@@ -46,11 +62,15 @@ class InMemoryDataModule(LightningDataModule):
         split_seed: seed of the train/val/test split (kept apart from the
             training seed so that ``seed=`` never changes the test set).
         shuffle_seed: seed of the per-epoch shuffle order; ``None`` takes the
-            run's seed (``seed_everything``) or 0.
+            run's seed (``seed_everything``) or 0. Under DDP Lightning's
+            ``DistributedSampler`` shuffles instead, with the run's seed.
         drop_last: leave out an incomplete last training batch.
         num_folds: k-fold cross-validation: deal train and val together into this
             many folds; ``None`` keeps the fixed train/val split.
         fold: the fold (0..num_folds-1) held out as the val split.
+        num_workers, persistent_workers: accepted (LHT's names) and unused, see
+            the module docstring.
+        pin_memory: pin each batch's memory (``DataLoader(pin_memory=...)``).
     """
 
     def __init__(
@@ -63,6 +83,9 @@ class InMemoryDataModule(LightningDataModule):
         drop_last: bool = False,
         num_folds: int | None = None,
         fold: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -75,8 +98,11 @@ class InMemoryDataModule(LightningDataModule):
         self.drop_last = drop_last
         self.num_folds = num_folds
         self.fold = fold
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        # each split's sample indices into the data set, and what they index (load_splits)
+        self.num_workers = num_workers  # unused: see the module docstring
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers  # unused
+        self.splits: dict[str, tuple[torch.Tensor, ...]] = {}
+        # each split's sample indices into the data set, and what they index (setup)
         self.split_indices: dict[str, torch.Tensor] = {}
         self.indexed: str = ""
 
@@ -88,7 +114,7 @@ class InMemoryDataModule(LightningDataModule):
 
     @property
     def spec(self) -> dict[str, Any]:
-        """Facts about the data that the model's ``???`` config values take."""
+        """Facts about the data that the model config's ``${data_spec:...}`` values take."""
         raise NotImplementedError
 
     @property
@@ -100,50 +126,15 @@ class InMemoryDataModule(LightningDataModule):
 
     def split_sizes(self, total: int) -> list[int]:
         """The train, val and test counts that ``train_val_test_split`` asks for."""
-        split = self.train_val_test_split
-        if len(split) != 3:
-            raise UserInputError(
-                f"data.train_val_test_split={list(split)} must have three entries: "
-                "train, val and test."
-            )
-        if any(float(s) != int(s) for s in split):  # fractions
-            if abs(sum(split) - 1) > 1e-6 or min(split) <= 0:
-                raise UserInputError(
-                    f"data.train_val_test_split={list(split)}: fractions must be positive "
-                    "and add up to 1 (or give three counts)."
-                )
-            val, test = round(total * split[1]), round(total * split[2])
-            sizes = [total - val - test, val, test]
-            if min(sizes) < 1:
-                raise UserInputError(
-                    f"data.train_val_test_split={list(split)} does not fit {self.source}: its "
-                    f"{total} samples make splits of {sizes}, and every split needs at least "
-                    "one. Use more data or larger fractions."
-                )
-            return sizes
-        sizes = [int(s) for s in split]
-        if sum(sizes) != total or min(sizes) < 1:
-            raise UserInputError(
-                f"data.train_val_test_split={sizes} does not fit {self.source}: "
-                f"the data set has {total} samples, so the three counts must be positive "
-                f"and add up to {total}."
-            )
-        return sizes
+        return split_sizes(self.train_val_test_split, total, self.source)
 
-    def load_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Unnormalised (inputs, labels) of each split: ``load_samples`` cut at random
-        (seeded by ``split_seed``) into the sizes of ``train_val_test_split``.
-
-        Sets ``split_indices`` (each split's positions in what was loaded) and
-        ``indexed`` (what those positions index, in words). A replacement that
-        does not gets the samples of train, val and test numbered one after
-        another."""
+    def load_splits(self) -> Split:
+        """Unnormalised (inputs, labels) of each split, with their sample indices:
+        ``load_samples`` cut at random (seeded by ``split_seed``) into the sizes of
+        ``train_val_test_split``."""
         x, y = self.load_samples()
-        sizes = self.split_sizes(len(x))
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
-        self.split_indices = dict(zip(SPLITS, order.split(sizes), strict=True))
-        self.indexed = f"the {len(x)} samples of {self.source}, in the order they are read"
-        return {name: (x[index], y[index]) for name, index in self.split_indices.items()}
+        indexed = f"the {len(x)} samples of {self.source}, in the order they are read"
+        return random_split(x, y, self.split_sizes(len(x)), self.split_seed, indexed)
 
     def cross_validating(self) -> bool:
         """Whether k-fold cross-validation is asked for; stops on settings that cannot work."""
@@ -194,33 +185,22 @@ class InMemoryDataModule(LightningDataModule):
                 )
         return fold_split(len(labels), k, self.fold, self.split_seed, strata)
 
-    def fold_splits(
-        self, parts: dict[str, tuple[torch.Tensor, ...]]
-    ) -> dict[str, tuple[torch.Tensor, ...]]:
-        """``parts`` (and ``split_indices``) with train and val replaced by this fold's
-        training and val parts of their pool; test untouched. Each part is a tuple of
-        tensors with the labels second."""
-        index = torch.cat([self.split_indices["train"], self.split_indices["val"]])
+    def fold_splits(self, split: Split) -> Split:
+        """``split`` with train and val replaced by this fold's training and val parts of
+        their pool; test untouched."""
+        parts, indices = split.parts, split.indices
+        index = torch.cat([indices["train"], indices["val"]])
         order = torch.argsort(index)  # the pool in data set order: folds depend on its samples only
         pool = [torch.cat(pair)[order] for pair in zip(parts["train"], parts["val"], strict=True)]
         train, val = self.fold_positions(pool[1])
-        self.split_indices = {
-            "train": index[order][train],
-            "val": index[order][val],
-            "test": self.split_indices["test"],
-        }
-        return {
-            "train": tuple(t[train] for t in pool),
-            "val": tuple(t[val] for t in pool),
-            "test": parts["test"],
-        }
-
-    def number_in_turn(self, parts: dict[str, tuple[torch.Tensor, ...]]) -> None:
-        """``split_indices`` that number the samples of train, val and test in turn."""
-        sizes = [len(parts[name][0]) for name in SPLITS]
-        self.split_indices = dict(zip(SPLITS, torch.arange(sum(sizes)).split(sizes), strict=True))
-        self.indexed = (
-            f"the samples of {self.source}'s train, val and test splits, one split after another"
+        return Split(
+            {
+                "train": tuple(t[train] for t in pool),
+                "val": tuple(t[val] for t in pool),
+                "test": parts["test"],
+            },
+            {"train": index[order][train], "val": index[order][val], "test": indices["test"]},
+            split.indexed,
         )
 
     def split_record(self) -> dict[str, Any]:
@@ -243,53 +223,86 @@ class InMemoryDataModule(LightningDataModule):
     def normalise(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ((x - self.input_mean) / self.input_std).contiguous(), y.contiguous()
 
+    def finish_split(self, split: Split) -> Split:
+        """A last step on the loaded (and folded) split before normalisation: none here."""
+        return split
+
     # -- Lightning hooks -------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         folds = self.cross_validating()  # before loading: a wrong setting stops at once
-        self.split_indices = {}
-        raw = {name: (x.float(), y) for name, (x, y) in self.load_splits().items()}
-        if not self.split_indices:
-            self.number_in_turn(raw)
+        split = self.load_splits()
+        split = split._replace(parts={n: (x.float(), *r) for n, (x, *r) in split.parts.items()})
         if folds:
-            raw = self.fold_splits(raw)
-        self.fit_normalisation(*raw["train"])
-        self.splits = {name: self.normalise(x, y) for name, (x, y) in raw.items()}
+            split = self.fold_splits(split)
+        split = self.finish_split(split)
+        self.split_indices, self.indexed = split.indices, split.indexed
+        self.fit_normalisation(*split.parts["train"])
+        self.splits = {name: self.normalise(*part) for name, part in split.parts.items()}
 
-    def _loader(self, split: str, shuffle: bool) -> TensorBatchLoader:
+    # LHT's attributes: each split as a Dataset (None before setup)
+    @property
+    def data_train(self) -> TensorSamples | None:
+        return TensorSamples(*self.splits["train"]) if self.splits else None
+
+    @property
+    def data_val(self) -> TensorSamples | None:
+        return TensorSamples(*self.splits["val"]) if self.splits else None
+
+    @property
+    def data_test(self) -> TensorSamples | None:
+        return TensorSamples(*self.splits["test"]) if self.splits else None
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if not self.splits:
             self.setup()
         trainer = self.trainer
-        rank = trainer.global_rank if trainer is not None else 0
-        world_size = trainer.world_size if trainer is not None else 1
+        if trainer is not None and trainer.overfit_batches:
+            shuffle = False  # the same batches every epoch (Lightning cannot see our order)
         seed = self.shuffle_seed
         if seed is None:
             seed = int(torch.initial_seed()) % (2**31)
-        loader = TensorBatchLoader(
+        loader = tensor_loader(
             self.splits[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=self.drop_last and shuffle,
             seed=seed,
-            rank=rank if shuffle else 0,
-            world_size=world_size if shuffle else 1,
+            pin_memory=self.pin_memory,
         )
-        if len(loader) == 0:
+        world_size = trainer.world_size if trainer is not None else 1
+        samples = math.ceil(len(self.splits[split][0]) / world_size)
+        batches = samples // self.batch_size if self.drop_last and shuffle else len(loader)
+        if batches == 0:
             raise UserInputError(
                 f"The {split} split of {self.source} has {len(self.splits[split][0])} samples, "
                 f"fewer than data.batch_size={self.batch_size} per process, and incomplete "
                 "batches are dropped (drop_last, switched on for nets with BatchNorm). "
                 "Lower data.batch_size or give the split more samples."
             )
+        if trainer is not None:
+            self._at_least_one_batch(trainer, split, math.ceil(samples / self.batch_size))
         return loader
 
-    def train_dataloader(self) -> TensorBatchLoader:
+    @staticmethod
+    def _at_least_one_batch(trainer: Any, split: str, batches: int) -> None:
+        """A fraction ``limit_<split>_batches`` of fewer batches than one: one batch."""
+        key = f"limit_{split}_batches"
+        limit = getattr(trainer, key)
+        if isinstance(limit, float) and 0 < limit < 1 and int(batches * limit) == 0:
+            log.warning(
+                f"trainer.{key}={limit} of the {batches} {split} batches is less than one "
+                f"batch: running 1 batch instead (set trainer.{key}=1 to say so)."
+            )
+            setattr(trainer, key, 1)
+
+    def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> TensorBatchLoader:
+    def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> TensorBatchLoader:
+    def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)

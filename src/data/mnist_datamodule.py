@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +26,19 @@ class MNISTDataModule(InMemoryDataModule):
 
     ``prepare_data`` downloads the files when ``download`` is true and they are
     missing. Offline, the files must already be in ``<data_dir>/MNIST/raw/``
-    (plain or ``.gz``); if they are not, the run stops naming them.
+    (plain or ``.gz``); if they are not, the run stops naming them. ``shared``:
+    the arguments of ``InMemoryDataModule``.
     """
 
     def __init__(
         self,
         data_dir: str = "data/",
-        train_val_test_split: tuple[int, int, int] = (55_000, 5_000, 10_000),
+        train_val_test_split: Sequence[int] = (55_000, 5_000, 10_000),
         batch_size: int = 128,
-        split_seed: int = 42,
-        shuffle_seed: int | None = None,
-        drop_last: bool = False,
         download: bool = True,
-        num_folds: int | None = None,
-        fold: int | None = None,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            data_dir,
-            train_val_test_split,
-            batch_size,
-            split_seed,
-            shuffle_seed,
-            drop_last,
-            num_folds=num_folds,
-            fold=fold,
-        )
+        super().__init__(data_dir, train_val_test_split, batch_size, **shared)
         self.download = download
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,8 +49,7 @@ class SignalsDataModule(RegressionDataModule):
         amplitude_range: initial amplitudes drawn uniformly (a nuisance).
         noise_std: standard deviation of the added white noise.
         generation_seed: seed of the generator.
-        train_val_test_split, batch_size, split_seed, shuffle_seed, drop_last,
-            num_folds, fold: see ``InMemoryDataModule``.
+        train_val_test_split, batch_size, shared: see ``InMemoryDataModule``.
     """
 
     def __init__(
@@ -63,21 +63,9 @@ class SignalsDataModule(RegressionDataModule):
         generation_seed: int = 0,
         train_val_test_split: Sequence[float] = (0.8, 0.1, 0.1),
         batch_size: int = 64,
-        split_seed: int = 42,
-        shuffle_seed: int | None = None,
-        drop_last: bool = False,
-        num_folds: int | None = None,
-        fold: int | None = None,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            train_val_test_split=train_val_test_split,
-            batch_size=batch_size,
-            split_seed=split_seed,
-            shuffle_seed=shuffle_seed,
-            drop_last=drop_last,
-            num_folds=num_folds,
-            fold=fold,
-        )
+        super().__init__(train_val_test_split=train_val_test_split, batch_size=batch_size, **shared)
         self.generation = {
             "count": num_samples,
             "length": length,

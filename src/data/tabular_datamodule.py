@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from src.data.components.splits import SPLITS, Split, numbered_in_turn
 from src.data.components.tables import check_columns, numeric_columns, read_table
-from src.data.in_memory_datamodule import SPLITS
 from src.data.regression_datamodule import RegressionDataModule
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
@@ -37,8 +38,8 @@ class TabularDataModule(RegressionDataModule):
         train_val_test_split: fractions (adding up to 1) or counts of the rows.
         split_column: a column whose values (train, val, test) place each row.
         drop_na: leave out rows with NaN or infinite values instead of stopping.
-        batch_size, split_seed, shuffle_seed, drop_last, num_folds, fold: see
-            ``InMemoryDataModule`` (the folds deal out the train and val rows).
+        batch_size, shared: see ``InMemoryDataModule`` (the folds deal out the
+            train and val rows).
     """
 
     def __init__(
@@ -50,11 +51,7 @@ class TabularDataModule(RegressionDataModule):
         split_column: str | None = None,
         drop_na: bool = False,
         batch_size: int = 64,
-        split_seed: int = 42,
-        shuffle_seed: int | None = None,
-        drop_last: bool = False,
-        num_folds: int | None = None,
-        fold: int | None = None,
+        **shared: Any,
     ) -> None:
         paths: dict[str, Path] = {}
         if isinstance(path, Mapping):
@@ -65,11 +62,7 @@ class TabularDataModule(RegressionDataModule):
             str(next(iter(paths.values())).parent) if paths else ".",
             train_val_test_split,
             batch_size,
-            split_seed,
-            shuffle_seed,
-            drop_last,
-            num_folds=num_folds,
-            fold=fold,
+            **shared,
         )
         self.paths = paths
         self.targets = (
@@ -157,9 +150,10 @@ class TabularDataModule(RegressionDataModule):
         x, y, _ = self._read(self.paths["all"])
         return x, y
 
-    def load_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def load_splits(self) -> Split:
         self.check_settings()
         self.prepare_data()  # a subclass may write its table there on first use
+        dropped = DROPPED if self.drop_na else ""
         if "all" not in self.paths:
             splits = {}
             for name in SPLITS:
@@ -169,16 +163,11 @@ class TabularDataModule(RegressionDataModule):
                         f"Data file {self.paths[name]} ({name} split) has no rows."
                     )
                 splits[name] = (x, y)
-            self.number_in_turn(splits)
-            self.indexed = (
-                f"the rows of {', '.join(str(self.paths[name]) for name in SPLITS)}, "
-                "one file after another"
-            ) + (DROPPED if self.drop_na else "")
-            return splits
+            files = ", ".join(str(self.paths[name]) for name in SPLITS)
+            return numbered_in_turn(splits, f"the rows of {files}, one file after another{dropped}")
         if not self.split_column:
-            splits = super().load_splits()
-            self.indexed += DROPPED if self.drop_na else ""
-            return splits
+            split = super().load_splits()
+            return split._replace(indexed=split.indexed + dropped)
         path = self.paths["all"]
         x, y, labels = self._read(path)
         unknown = sorted(set(labels) - set(SPLITS))
@@ -193,10 +182,6 @@ class TabularDataModule(RegressionDataModule):
                 f"Column '{self.split_column}' of {path} gives the splits {counts} rows: "
                 "every split needs at least one row."
             )
-        self.split_indices = {
-            name: torch.from_numpy(np.flatnonzero(labels == name)) for name in SPLITS
-        }
-        self.indexed = f"the {len(x)} rows of {path}, in file order" + (
-            DROPPED if self.drop_na else ""
-        )
-        return {name: (x[index], y[index]) for name, index in self.split_indices.items()}
+        indices = {name: torch.from_numpy(np.flatnonzero(labels == name)) for name in SPLITS}
+        parts = {name: (x[index], y[index]) for name, index in indices.items()}
+        return Split(parts, indices, f"the {len(x)} rows of {path}, in file order{dropped}")

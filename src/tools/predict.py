@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.data.components.batches import TensorBatchLoader  # noqa: E402  (needs the root)
+from src.data.components.batches import tensor_loader  # noqa: E402  (needs the root)
 from src.data.components.tables import read_table  # noqa: E402
 from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
 from src.eval import adopt_run_config  # noqa: E402
@@ -118,7 +118,7 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise UserInputError(f"{source} already has the column(s) {clashes}: rename them.")
     x = datamodule.rows_to_inputs(rows, source)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
-    batches = trainer.predict(model, dataloaders=TensorBatchLoader((x,), datamodule.batch_size))
+    batches = trainer.predict(model, dataloaders=tensor_loader((x,), datamodule.batch_size))
     predictions = torch.cat(batches).double().numpy()
     for i, name in enumerate(names):
         rows[PREFIX + name] = predictions[:, i]

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from src.data.components.splits import Split
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.utils.errors import UserInputError
 from src.vimh.format import INFO_FILE, Records, read_dataset, read_info
@@ -58,17 +59,16 @@ class VIMHDataModule(InMemoryDataModule):
         data_dir: the data set's directory (``vimh-...``).
         batch_size: samples per batch (per process under DDP).
         val_fraction: share of the train file held out as the val split.
-        split_seed: seed of the train/val cut (apart from the training seed).
-        shuffle_seed: seed of the per-epoch order; ``None`` takes the run's seed.
-        drop_last: leave out an incomplete last training batch.
         head_kind: kind of every head (``classification``, ``ordinal``, ``regression``).
         head_kinds: parameter name -> kind, for heads of another kind.
         generate: make ``data_dir`` from ``generation`` if it is missing (with the
             same settings an existing one is used; other settings are an error).
         generation: the generator's settings (``synth``, ``size``, ``seed``,
             ``test_fraction``), as in ``configs/generate_vimh.yaml``.
-        num_folds, fold: k-fold cross-validation over the train file (instead of
-            the ``val_fraction`` cut); see the module docstring.
+        shared: split_seed (seed of the train/val cut), shuffle_seed, drop_last,
+            num_folds and fold (k-fold cross-validation over the train file instead
+            of the ``val_fraction`` cut), num_workers, pin_memory,
+            persistent_workers: see ``InMemoryDataModule``.
     """
 
     def __init__(
@@ -76,26 +76,13 @@ class VIMHDataModule(InMemoryDataModule):
         data_dir: str,
         batch_size: int = 64,
         val_fraction: float = 0.1,
-        split_seed: int = 42,
-        shuffle_seed: int | None = None,
-        drop_last: bool = False,
         head_kind: str = "classification",
         head_kinds: dict[str, str] | None = None,
         generate: bool = False,
         generation: dict[str, Any] | None = None,
-        num_folds: int | None = None,
-        fold: int | None = None,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            data_dir,
-            (0, 0, 0),
-            batch_size,
-            split_seed,
-            shuffle_seed,
-            drop_last,
-            num_folds=num_folds,
-            fold=fold,
-        )
+        super().__init__(data_dir, (0, 0, 0), batch_size, **shared)
         if not 0 < val_fraction < 1:
             raise UserInputError(f"data.val_fraction must be in (0, 1), got {val_fraction}.")
         if generate and generation is None:
@@ -148,12 +135,9 @@ class VIMHDataModule(InMemoryDataModule):
             "heads": head_specs(info, self.head_kind, self.head_kinds),
         }
 
-    def split_train(
-        self, train: tuple[torch.Tensor, ...]
-    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-        """Cut the train file's samples into train and val, seeded by ``split_seed``
-        (their positions in the file go to ``split_indices``)."""
-        total = len(train[0])
+    def split_train(self, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions in the train file of the train and val samples, cut at random
+        (seeded by ``split_seed``)."""
         num_val = round(total * self.val_fraction)
         if not 0 < num_val < total:
             raise UserInputError(
@@ -163,31 +147,33 @@ class VIMHDataModule(InMemoryDataModule):
             )
         generator = torch.Generator().manual_seed(self.split_seed)
         order = torch.randperm(total, generator=generator)
-        val, kept = order[:num_val], order[num_val:]
-        self.split_indices.update(train=kept, val=val)
-        return tuple(t[kept] for t in train), tuple(t[val] for t in train)
+        return order[num_val:], order[:num_val]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        folds = self.cross_validating()
+    def load_splits(self) -> Split:
+        """The train file cut into train and val, the test file as test; the indices
+        count the train file's samples, then the test file's."""
         self.dataset_info()  # generates or names a missing data set first
         _, files = read_dataset(self.data_dir)
         pool, test = as_tensors(files["train"]), as_tensors(files["test"])
-        train, val = self.split_train(pool)
-        parts = {"train": train, "val": val, "test": test}
         size, tested = len(pool[0]), len(test[0])
-        self.split_indices["test"] = torch.arange(size, size + tested)
-        self.indexed = (
+        kept, val = self.split_train(size)
+        return Split(
+            {
+                "train": tuple(t[kept] for t in pool),
+                "val": tuple(t[val] for t in pool),
+                "test": test,
+            },
+            {"train": kept, "val": val, "test": torch.arange(size, size + tested)},
             f"the {size} samples of {self.data_dir}/train, then the {tested} of "
-            f"{self.data_dir}/test, in file order"
+            f"{self.data_dir}/test, in file order",
         )
-        if folds:
-            parts = self.fold_splits(parts)
-        x, y, levels = parts["train"]
-        self.fit_normalisation(x.float(), y)
-        level_mean, level_std = levels.mean(0), levels.std(0).clamp_min(MIN_LEVEL_STD)
-        self.splits = {
-            name: (*self.normalise(x.float(), y), ((levels - level_mean) / level_std).contiguous())
-            for name, (x, y, levels) in parts.items()
-        }
+
+    def fit_normalisation(self, x: torch.Tensor, y: torch.Tensor, levels: torch.Tensor) -> None:
+        super().fit_normalisation(x, y)
+        self.level_mean, self.level_std = levels.mean(0), levels.std(0).clamp_min(MIN_LEVEL_STD)
+
+    def normalise(
+        self, x: torch.Tensor, y: torch.Tensor, levels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        levels = ((levels - self.level_mean) / self.level_std).contiguous()
+        return (*super().normalise(x, y), levels)

@@ -1,9 +1,18 @@
-"""Batches cut by index from tensors held in memory.
+"""Batches cut by index from tensors held in memory, served by a real ``DataLoader``.
 
 Small data sets fit in memory many times over, so the template keeps them as
-tensors (already normalised) and cuts each batch with one indexing operation:
-no per-sample Python transform, no collate, no worker processes. This is the
-main reason an epoch here costs about what a plain PyTorch loop costs.
+tensors (already normalised) and cuts each batch with one ``index_select``:
+no per-sample Python transform, no per-sample collate, no worker processes.
+This is the main reason an epoch here costs about what a plain PyTorch loop
+costs.
+
+The loader is a plain ``torch.utils.data.DataLoader`` whose batch sampler
+yields whole index tensors and whose data set cuts all its tensors with one
+of them (``__getitems__``, which the DataLoader calls with a batch's
+indices). So every Lightning feature that expects a DataLoader works as it
+does in LHT: ``overfit_batches``, fractional ``limit_*_batches``,
+``use_distributed_sampler`` (Lightning puts its ``DistributedSampler`` into
+our batch sampler), the batch-size and learning-rate tuners.
 
 The shuffle order of an epoch depends only on ``seed`` and the epoch number,
 which Lightning passes to ``sampler.set_epoch`` at the start of every epoch.
@@ -14,52 +23,116 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 
-class EpochOrder:
-    """The index order of one epoch, a function of ``(seed, epoch)`` only.
+class TensorSamples(Dataset):
+    """Equally long tensors as a map-style data set: ``ds[i]`` is one sample
+    ``(x_i, y_i, ...)`` (what LHT's ``data_train[i]`` gives), and
+    ``ds.__getitems__(index)`` a whole batch, each tensor cut with one
+    ``index_select``."""
 
-    Lightning finds this object as ``loader.sampler`` and calls ``set_epoch``.
-    Under distributed training each rank keeps every ``world_size``-th index of
-    the shared permutation, after trimming it to a multiple of ``world_size``
-    so that all ranks run the same number of steps.
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        if not tensors:
+            raise ValueError("TensorSamples needs at least one tensor")
+        size = len(tensors[0])
+        if any(len(t) != size for t in tensors):
+            raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
+        self.tensors = tuple(tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(
+        self, indices: slice | torch.Tensor | Sequence[int]
+    ) -> tuple[torch.Tensor, ...]:
+        if isinstance(indices, slice):  # a run of samples in order: views, no copy
+            return tuple(t[indices] for t in self.tensors)
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(t.index_select(0, index) for t in self.tensors)
+
+
+def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The DataLoader's collate: ``__getitems__`` already made the batch."""
+    return batch
+
+
+class EpochOrder(RandomSampler):
+    """A random permutation of ``range(size)`` per epoch, a function of ``(seed, epoch)``.
+
+    It is a ``RandomSampler`` so that Lightning knows the loader shuffles: under
+    DDP it then gives our batch sampler a shuffling ``DistributedSampler``
+    (seeded with the run's seed, per epoch) in its place.
     """
 
-    def __init__(
-        self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
-    ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+    def __init__(self, size: int, seed: int) -> None:
+        super().__init__(range(size))
         self.size = size
-        self.shuffle = shuffle
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size // self.world_size if self.world_size > 1 else self.size
+        return self.size
 
     def indices(self) -> torch.Tensor:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.size, generator=generator)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.size, generator=generator)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+
+class IndexBatchSampler(BatchSampler):
+    """``BatchSampler`` that yields each batch as one index tensor (or, in order,
+    as a ``slice``, which cuts views instead of copies).
+
+    With our ``EpochOrder`` the batches are cut from one index tensor per
+    epoch; with any other sampler (Lightning's
+    ``DistributedSampler``, a user's) its indices are gathered once per epoch
+    and cut the same way. Lightning re-creates it with ``(sampler, batch_size,
+    drop_last)`` when it swaps the sampler.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+
+    def __iter__(self) -> Iterator[torch.Tensor | slice]:
+        if isinstance(self.sampler, SequentialSampler):  # in order: slices (views)
+            for start in range(0, len(self) * self.batch_size, self.batch_size):
+                yield slice(start, min(start + self.batch_size, len(self.sampler)))
+            return
+        if isinstance(self.sampler, EpochOrder):
+            order = self.sampler.indices()
         else:
-            order = torch.arange(self.size)
-        if self.world_size > 1:
-            usable = (self.size // self.world_size) * self.world_size
-            order = order[:usable][self.rank :: self.world_size]
-        return order
+            order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        yield from order[: len(self) * self.batch_size].split(self.batch_size)
 
 
-class TensorBatchLoader:
-    """Iterates over batches of equally long tensors, cut by index.
+def tensor_loader(
+    tensors: Sequence[torch.Tensor],
+    batch_size: int,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    seed: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A ``DataLoader`` over in-memory tensors, cutting each batch by index.
 
     Args:
         tensors: tensors whose first dimension is the sample index.
@@ -67,49 +140,16 @@ class TensorBatchLoader:
         shuffle: reshuffle every epoch (seeded, see ``EpochOrder``).
         drop_last: leave out a final incomplete batch.
         seed: base seed of the shuffle order.
-        rank, world_size: this process's share under distributed training.
+        pin_memory: pin each batch (for faster host-to-GPU copies).
     """
-
-    def __init__(
-        self,
-        tensors: Sequence[torch.Tensor],
-        batch_size: int,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if not tensors:
-            raise ValueError("TensorBatchLoader needs at least one tensor")
-        size = len(tensors[0])
-        if any(len(t) != size for t in tensors):
-            lengths = [len(t) for t in tensors]
-            raise ValueError(f"tensors differ in length: {lengths}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.tensors = tuple(tensors)
-        # what Lightning's tuners read as the data set's size
-        self.dataset = TensorDataset(*self.tensors)
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.sampler = EpochOrder(size, shuffle, seed, rank, world_size)
-        self.batch_sampler = None  # Lightning looks for one; batches are cut here
-
-    def __len__(self) -> int:
-        samples = len(self.sampler)
-        if self.drop_last:
-            return samples // self.batch_size
-        return -(-samples // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        order = self.sampler.indices()
-        n_batches = len(self)
-        if not self.sampler.shuffle and self.sampler.world_size == 1:
-            # contiguous slices are views: no copy at all
-            for i in range(n_batches):
-                start = i * self.batch_size
-                yield tuple(t[start : start + self.batch_size] for t in self.tensors)
-            return
-        for index in order[: n_batches * self.batch_size].split(self.batch_size):
-            yield tuple(t[index] for t in self.tensors)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    samples = TensorSamples(*tensors)
+    size = len(samples)
+    sampler: Any = EpochOrder(size, seed) if shuffle else SequentialSampler(range(size))
+    return DataLoader(
+        samples,
+        batch_sampler=IndexBatchSampler(sampler, batch_size, drop_last),
+        collate_fn=keep_batch,
+        pin_memory=pin_memory,
+    )
