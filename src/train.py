@@ -30,9 +30,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from src.utils.cpu import use_cpu_wisely
     from src.utils.instantiators import instantiate_run
     from src.utils.logging_utils import log_hyperparameters
+    from src.utils.run_checks import check_run_settings
     from src.utils.run_metadata import write_run_metadata, write_splits
 
     use_cpu_wisely(cfg)
+    check_run_settings(cfg)  # epochs, learning rate, GPU: one message, not a late traceback
     if cfg.get("ckpt_path") == "last":  # the newest last.ckpt of this task and experiment
         from omegaconf import open_dict
 

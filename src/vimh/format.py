@@ -121,6 +121,13 @@ def read_records(path: str | Path, num_params: int) -> Records:
         )
     height, width, channels = (int(v) for v in data[:6].view("<u2"))
     num_labels = int(data[14])
+    if not 0 < height * width * channels <= data.size - HEADER_BYTES:
+        raise UserInputError(
+            f"{path}: record 0's header says {height}x{width}x{channels} pixels, which "
+            f"{'is empty' if not height * width * channels else 'do not fit in the file'} "
+            f"({data.size:,} bytes): it is not a VIMH record file, or it is corrupt. "
+            "Generate the data set again."
+        )
     dtype = record_dtype(num_labels, height * width * channels)
     count = data.size // dtype.itemsize
     rows = data[: count * dtype.itemsize].view(dtype)
