@@ -80,6 +80,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | list[float] | None:
     from src.utils.extras import extras
+    from src.utils.loggers import report_optimized_metric
     from src.utils.logging_utils import count_parameters
     from src.utils.run_summary import get_metric_value, print_summary
 
@@ -89,6 +90,7 @@ def main(cfg: DictConfig) -> float | list[float] | None:
     # the parameter counts can be objectives too: optimized_metric=[val/acc_best, model/params/total]
     objectives = {**metric_dict, **count_parameters(objects["model"])}
     value = get_metric_value(objectives, cfg.get("optimized_metric"))
+    report_optimized_metric(objects["trainer"], objectives, cfg.get("optimized_metric"))
     print_summary(metric_dict, cfg.paths.output_dir)
     return value
 

@@ -1,0 +1,129 @@
+"""Runs you can tell apart: MLflow run names and tags (read back with MLflow's own client on
+the sqlite store), multirun groups, and TensorBoard's HPARAMS metric (read from the event
+files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict, read_write
+
+from src.train import train
+from src.utils.loggers import default_run_name, report_optimized_metric, run_tags
+from tests.conftest import compose_config, run_cli
+
+
+def mlflow_runs(log_dir: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{log_dir}/mlflow/mlflow.db")
+    experiment = client.get_experiment_by_name("train")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
+
+
+def tensorboard_hparams(run_dir: Path) -> tuple[set[str], dict[str, float]]:
+    """The metric names of the HPARAMS experiment, and the scalars' last values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    names: set[str] = set()
+    last: dict[str, float] = {}
+    for events in sorted(run_dir.glob("tensorboard/**/events.out.tfevents.*")):
+        acc = EventAccumulator(str(events.parent), size_guidance={"tensors": 0, "scalars": 0})
+        acc.Reload()
+        for tag, content in acc.PluginTagToContent("hparams").items():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if tag == "_hparams_/experiment":
+                names |= {info.name.tag for info in data.experiment.metric_infos}
+        for tag in acc.Tags()["scalars"]:
+            last[tag] = acc.Scalars(tag)[-1].value
+    return names, last
+
+
+def as_multirun_job(cfg, tmp_path: Path) -> None:
+    """Make this composed run job 1 of a multirun, as Hydra's launcher would set it."""
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode = "MULTIRUN"
+        cfg.hydra.job.num = 1
+        cfg.hydra.overrides.task = ["model.optimizer.lr=0.002", f"paths.log_dir={tmp_path}"]
+        cfg.hydra.sweep.dir = str(tmp_path / "2026-01-01_00-00-00_000001")
+    HydraConfig.instance().set_config(cfg)
+
+
+def test_a_multirun_job_is_named_and_tagged_after_its_job(tmp_path: Path) -> None:
+    """The name and tags the MLflow logger gets (mlflow itself is not imported here)."""
+    cfg = compose_config("train.yaml", ["logger=mlflow", "tags=[probe,second]"], tmp_path)
+    as_multirun_job(cfg, tmp_path)
+    assert cfg.logger.mlflow.run_name is None and cfg.logger.mlflow.tags == ["probe", "second"]
+    assert default_run_name(cfg.task_name) == "train#1 model.optimizer.lr=0.002"
+    assert run_tags(cfg.logger.mlflow.tags, cfg.task_name) == {
+        "task": "train",
+        "probe": "true",
+        "second": "true",
+        "multirun": "2026-01-01_00-00-00_000001",
+        "job": "1",
+        "overrides": "model.optimizer.lr=0.002",
+    }
+
+
+def test_tensorboard_hparams_show_the_optimized_metric(tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", ["logger=tensorboard", "trainer.max_epochs=1"], tmp_path)
+    metrics, objects = train(cfg)
+    report_optimized_metric(objects["trainer"], metrics, cfg.optimized_metric)
+    names, last = tensorboard_hparams(tmp_path)
+    assert names == {"val/acc_best"}  # the optimized metric, no hp_metric placeholder
+    assert "hp_metric" not in last
+    assert last["val/acc_best"] == pytest.approx(float(metrics["val/acc_best"]))
+    assert last["val/acc_best"] > 0.5  # one epoch of the MLP on digits learns
+
+
+@pytest.mark.slow
+def test_mlflow_run_named_after_job_and_overrides_with_real_tags(tmp_path: Path) -> None:
+    cfg = compose_config(
+        "train.yaml",
+        ["logger=[mlflow,tensorboard]", "trainer.max_epochs=1", "tags=[probe,second]"],
+        tmp_path,
+    )
+    as_multirun_job(cfg, tmp_path)
+    metrics, objects = train(cfg)
+    report_optimized_metric(objects["trainer"], metrics, cfg.optimized_metric)
+
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.run_name == "train#1 model.optimizer.lr=0.002"
+    tags = run.data.tags
+    assert tags["probe"] == "true" and tags["second"] == "true"
+    assert tags["multirun"] == "2026-01-01_00-00-00_000001" and tags["job"] == "1"
+    assert tags["overrides"] == "model.optimizer.lr=0.002"
+
+    names, last = tensorboard_hparams(tmp_path)
+    assert names == {"val/acc_best"}  # the optimized metric, no hp_metric placeholder
+    assert "hp_metric" not in last
+    assert last["val/acc_best"] == pytest.approx(float(metrics["val/acc_best"]))
+    assert last["val/acc_best"] > 0.5  # one epoch of the MLP on digits learns
+
+
+@pytest.mark.slow
+def test_multirun_jobs_have_distinct_names_and_one_group(tmp_path: Path) -> None:
+    done = run_cli(
+        "train.py",
+        "-m",
+        "logger=[mlflow,tensorboard]",
+        "model.optimizer.lr=0.001,0.003",
+        "trainer.max_epochs=1",
+        "extras.print_config=false",
+        f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = mlflow_runs(tmp_path)
+    assert [r.info.run_name for r in runs] == [
+        "train#0 model.optimizer.lr=0.001 trainer.max_epochs=1",
+        "train#1 model.optimizer.lr=0.003 trainer.max_epochs=1",
+    ]
+    assert {r.data.tags["multirun"] for r in runs} == {"sweep"}
+    assert all(r.data.tags["dev"] == "true" for r in runs)
+    for job in ("0", "1"):
+        names, last = tensorboard_hparams(tmp_path / "sweep" / job)
+        assert names == {"val/acc_best"} and last["val/acc_best"] > 0.5
