@@ -58,7 +58,9 @@ def read_weights(path: Path, name: str) -> dict[str, Tensor]:
         else:
             saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a file that is not weights
-        raise UserInputError(f"model.net.weights_path={path} is not a weights file ({error}).")
+        raise UserInputError(
+            f"model.net.weights_path={path} is not a weights file ({error})."
+        ) from error
     if isinstance(saved, Mapping) and "state_dict" in saved:
         saved = {
             k.removeprefix("net.").removeprefix("model."): v
