@@ -27,7 +27,8 @@ ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from src.vimh.generator import generate_vimh, settings_from  # noqa: E402
+from src.vimh.generator import generate_vimh  # noqa: E402
+from src.vimh.plan import settings_from  # noqa: E402
 
 # samples/s on the 2-core build machines
 TARGETS = {"simple_saw": 2000.0, "moog_basic": 500.0, "moog_envelope": 500.0}

@@ -36,8 +36,9 @@ from src.data.components.splits import Split
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.utils.errors import UserInputError
 from src.vimh.format import INFO_FILE, Records, read_dataset, read_info
-from src.vimh.generator import generate_vimh, make_plan, settings_from
+from src.vimh.generator import generate_vimh
 from src.vimh.heads import head_specs
+from src.vimh.plan import make_plan, settings_from
 
 # level spreads under this (dB) are rounding, not information worth amplifying
 MIN_LEVEL_STD = 0.1

@@ -16,13 +16,15 @@ from omegaconf import DictConfig
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.vimh.generator import generate_vimh, settings_from  # noqa: E402
+from src.vimh.generator import generate_vimh  # noqa: E402
+from src.vimh.plan import settings_from  # noqa: E402
 
 # the keys of configs/generate_vimh.yaml and the groups it composes
 KNOWN_KEYS = {
     "synth",
     "size",
     "seed",
+    "sampling",
     "test_fraction",
     "workers",
     "overwrite",

@@ -1,12 +1,4 @@
-"""Make a VIMH data set from a synthesizer preset, or find it already made.
-
-The settings are a plain mapping (``configs/generate_vimh.yaml`` composes it;
-``data=vimh`` with ``generate: true`` holds the same keys)::
-
-    synth:          a preset from configs/synth/ (its spectrogram from configs/stft/)
-    size:           samples in train + test
-    seed:           seed of the parameter draws
-    test_fraction:  share of the samples written to the test file
+"""Make a VIMH data set from its plan (``src.vimh.plan``), or find it already made.
 
 Notes are rendered in chunks of ``CHUNK``; ``workers`` processes render the
 chunks side by side. The parameters are drawn before any chunk is rendered, so
@@ -22,14 +14,12 @@ data set under the real name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +30,12 @@ from src.vimh.format import (
     FORMAT_VERSION,
     INFO_FILE,
     Records,
-    dataset_name,
     encode_labels,
     write_dataset,
 )
-from src.vimh.spectrograms import Spectrogram
-from src.vimh.synths import Synthesizer
+from src.vimh.plan import Plan, make_plan
+from src.vimh.sampling import choose
 
-# part of the settings hash: bump it when a change to the synthesis changes the bytes
-GENERATOR_VERSION = 1
 # notes rendered together: large enough to amortise the filter's per-step cost,
 # small enough that a chunk's audio and frames stay in the tens of MB
 CHUNK = 512
@@ -56,159 +43,11 @@ CHUNK = 512
 # caller's main module first, seconds per worker) and run numpy only, never torch, so the
 # thread pools a training process may hold do not matter to them
 START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-RANGE_KEYS = {"min", "max", "step"}
-SETTING_KEYS = ("synth", "size", "seed", "test_fraction")
-PRESET_KEYS = {
-    "name",
-    "synthesizer",
-    "sample_rate",
-    "duration",
-    "height",
-    "width",
-    "spectrogram",
-    "parameters",
-}
-
-
-def settings_from(node: Any) -> dict[str, Any]:
-    """The generation settings (plain data) from a config node that holds them."""
-    from omegaconf import OmegaConf
-
-    missing = [key for key in SETTING_KEYS if key not in node]
-    if missing:
-        raise UserInputError(f"The VIMH generation settings lack {missing}.")
-    values = {key: node[key] for key in SETTING_KEYS}
-    return {
-        key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-        for key, v in values.items()
-    }
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Checked settings and what follows from them."""
-
-    settings: dict[str, Any]
-    name: str
-    settings_hash: str
-    synthesizer: Synthesizer
-    spectrogram: Spectrogram
-    varying: dict[str, dict[str, float]]
-    fixed: dict[str, float]
-
-    @property
-    def preset(self) -> dict[str, Any]:
-        return self.settings["synth"]
-
-    @property
-    def num_samples(self) -> int:
-        """Audio samples per note."""
-        return round(self.preset["sample_rate"] * self.preset["duration"])
-
-
-def _load_synthesizer(path: str) -> Synthesizer:
-    from hydra.utils import get_class
-
-    try:
-        synthesizer = get_class(path)()
-    except (ImportError, ValueError) as error:
-        raise UserInputError(f"synth.synthesizer={path} cannot be imported ({error}).") from error
-    if not isinstance(synthesizer, Synthesizer):
-        raise UserInputError(f"synth.synthesizer={path} has no `parameters` and `render`.")
-    return synthesizer
-
-
-def _parameter_ranges(
-    preset: dict[str, Any], synthesizer: Synthesizer
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Split the preset's parameters into varying ranges and fixed values, checking each."""
-    where = f"synth preset {preset['name']}"
-    declared = preset["parameters"]
-    unknown = sorted(set(declared) - set(synthesizer.parameters))
-    missing = sorted(set(synthesizer.parameters) - set(declared))
-    if unknown or missing:
-        raise UserInputError(
-            f"{where}: parameters {unknown} are unknown and {missing} are missing; "
-            f"declare each of {sorted(synthesizer.parameters)} once, as a value or a range."
-        )
-    varying, fixed = {}, {}
-    for name, value in declared.items():
-        if not isinstance(value, dict):
-            fixed[name] = float(value)
-            continue
-        if not {"min", "max"} <= set(value) <= RANGE_KEYS or not value["min"] < value["max"]:
-            raise UserInputError(
-                f"{where}: {name} must be a number (fixed) or {{min, max[, step]}} with "
-                f"min < max (varying), got {value}."
-            )
-        step = value.get("step")
-        if step is not None:
-            steps = (value["max"] - value["min"]) / step
-            if step <= 0 or abs(steps - round(steps)) > 1e-6 or steps > 255:
-                raise UserInputError(
-                    f"{where}: {name} step {step} must divide max - min into at most 255 "
-                    f"equal steps, got {steps:g}."
-                )
-        varying[name] = {key: float(v) for key, v in value.items() if v is not None}
-    if not varying:
-        raise UserInputError(f"{where} varies no parameter: a data set needs at least one label.")
-    return varying, fixed
-
-
-def make_plan(settings: dict[str, Any]) -> Plan:
-    """Check the settings and derive the directory name and settings hash."""
-    preset = settings["synth"]
-    if set(preset) != PRESET_KEYS:
-        raise UserInputError(
-            f"The synth preset needs exactly the keys {sorted(PRESET_KEYS)}; it lacks "
-            f"{sorted(PRESET_KEYS - set(preset))} and has unknown {sorted(set(preset) - PRESET_KEYS)}."
-        )
-    synthesizer = _load_synthesizer(preset["synthesizer"])
-    varying, fixed = _parameter_ranges(preset, synthesizer)
-    spectrogram = Spectrogram.from_settings(
-        preset["spectrogram"], f"synth preset {preset['name']} spectrogram"
-    )
-    spectrogram.check_height(preset["height"], preset["sample_rate"])
-    spectrogram.hop_length(round(preset["sample_rate"] * preset["duration"]), preset["width"])
-    if settings["size"] < 2 or not 0 < settings["test_fraction"] < 1:
-        raise UserInputError(
-            f"size={settings['size']} and test_fraction={settings['test_fraction']} must leave "
-            "at least one sample in train and one in test."
-        )
-    stamped = {"generator_version": GENERATOR_VERSION, "format_version": FORMAT_VERSION}
-    encoded = json.dumps({**stamped, **settings}, sort_keys=True).encode()
-    name = dataset_name(
-        preset["height"],
-        preset["width"],
-        1,
-        preset["sample_rate"],
-        preset["duration"],
-        settings["size"],
-        preset["name"],
-        len(varying),
-    )
-    return Plan(
-        settings=settings,
-        name=name,
-        settings_hash=hashlib.sha256(encoded).hexdigest()[:12],
-        synthesizer=synthesizer,
-        spectrogram=spectrogram,
-        varying=varying,
-        fixed=fixed,
-    )
-
-
-def draw(spec: dict[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
-    """Values drawn uniformly over the range, or over its grid when it has a step."""
-    if "step" in spec:
-        steps = round((spec["max"] - spec["min"]) / spec["step"])
-        return spec["min"] + spec["step"] * rng.integers(0, steps + 1, size)
-    return rng.uniform(spec["min"], spec["max"], size)
 
 
 def spectrogram_images(plan: Plan, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Images (notes, H, W) uint8 and their (spec_min_db, spec_max_db) for one value per
-    note of every synthesizer parameter."""
+    """Images (notes, channels, H, W) uint8 and their (spec_min_db, spec_max_db) for one
+    value per note of every synthesizer parameter."""
     sample_rate, height, width = (plan.preset[k] for k in ("sample_rate", "height", "width"))
     audio = plan.synthesizer.render(params, sample_rate, plan.num_samples)
     return plan.spectrogram.to_bytes(plan.spectrogram.power_db(audio, sample_rate, height, width))
@@ -239,16 +78,15 @@ def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[st
     """Draw the parameters, synthesize and image every note: (JSON info, train and test)."""
     settings, preset = plan.settings, plan.preset
     size, height, width = settings["size"], preset["height"], preset["width"]
-    rng = np.random.default_rng(settings["seed"])
-    values = {name: draw(spec, size, rng) for name, spec in plan.varying.items()}
+    values = choose(plan.varying, size, settings["seed"], settings.get("sampling", "random"))
     params = {**values, **{name: np.full(size, v) for name, v in plan.fixed.items()}}
-    images = np.empty((size, 1, height, width), np.uint8)
+    images = np.empty((size, plan.spectrogram.channels, height, width), np.uint8)
     levels = np.empty((size, 2), np.float32)
     starts = range(0, size, CHUNK)
     chunks = [{name: v[start : start + CHUNK] for name, v in params.items()} for start in starts]
     rendered = render_chunks(plan, chunks, usable_workers(workers, len(chunks)))
     for start, (chunk_images, chunk_levels) in zip(starts, rendered, strict=True):
-        images[start : start + CHUNK, 0], levels[start : start + CHUNK] = chunk_images, chunk_levels
+        images[start : start + CHUNK], levels[start : start + CHUNK] = chunk_images, chunk_levels
     labels = np.stack(
         [encode_labels(values[n], s["min"], s["max"]) for n, s in plan.varying.items()], axis=1
     )
@@ -259,7 +97,7 @@ def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[st
         "version": FORMAT_VERSION,
         "height": height,
         "width": width,
-        "channels": 1,
+        "channels": plan.spectrogram.channels,
         "varying_parameters": len(plan.varying),
         "parameter_names": list(plan.varying),
         "parameter_mappings": {

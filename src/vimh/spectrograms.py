@@ -23,6 +23,7 @@ from src.utils.errors import UserInputError
 
 WINDOWS = ("rectangular", "hann")
 KINDS = ("stft", "mel")
+ENVELOPES = ("temporal", "spectral")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class Spectrogram:
         window: ``rectangular`` or ``hann``.
         top_db: dynamic range kept below each image's loudest value.
         f_min, f_max: mel band edges in Hz (``f_max`` null: half the sample rate).
+        pre_emphasis: ``a`` of the filter ``y[n] = x[n] - a x[n-1]`` applied to the
+            audio first (0: none; 0.97 is the speech habit): it lifts the high
+            partials that a low note's spectrum would otherwise leave near the floor.
+        envelopes: extra image channels after the spectrogram (NSMT's
+            ``--temporal-envelope --spectral-envelope``): ``temporal`` (each column
+            the frame's mean power, the same down the rows) and ``spectral`` (each
+            row the band's mean power over the note, the same along the columns),
+            on the spectrogram's dB scale, so ``levels`` describe every channel.
     """
 
     kind: str
@@ -44,6 +53,12 @@ class Spectrogram:
     top_db: float = 80.0
     f_min: float = 0.0
     f_max: float | None = None
+    pre_emphasis: float = 0.0
+    envelopes: tuple[str, ...] = ()
+
+    @property
+    def channels(self) -> int:
+        return 1 + len(self.envelopes)
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], where: str) -> Spectrogram:
@@ -51,11 +66,19 @@ class Spectrogram:
         unknown = sorted(set(settings) - known)
         if unknown:
             raise UserInputError(f"{where} has unknown keys {unknown}; known: {sorted(known)}.")
-        made = cls(**settings)
+        made = cls(**{**settings, "envelopes": tuple(settings.get("envelopes") or ())})
         if made.kind not in KINDS or made.window not in WINDOWS:
             raise UserInputError(
                 f"{where}: kind must be one of {KINDS} and window one of {WINDOWS}, "
                 f"got kind={made.kind}, window={made.window}."
+            )
+        odd = [e for e in made.envelopes if e not in ENVELOPES] or (
+            made.envelopes if len(set(made.envelopes)) != len(made.envelopes) else []
+        )
+        if odd or not 0.0 <= made.pre_emphasis < 1.0:
+            raise UserInputError(
+                f"{where}: envelopes must be distinct names from {ENVELOPES} (got "
+                f"{list(made.envelopes)}) and pre_emphasis in [0, 1) (got {made.pre_emphasis})."
             )
         return made
 
@@ -92,11 +115,17 @@ class Spectrogram:
 
     def describe(self, num_samples: int, width: int) -> dict[str, Any]:
         """The settings as stored in the data set's JSON, with the derived hop."""
-        return {**asdict(self), "hop_length": self.hop_length(num_samples, width)}
+        described = without_usual_options({**asdict(self), "envelopes": list(self.envelopes)})
+        return {**described, "hop_length": self.hop_length(num_samples, width)}
 
     def power_db(self, audio: np.ndarray, sample_rate: int, height: int, width: int) -> np.ndarray:
         """(notes, samples) audio -> (notes, height, width) power in dB."""
         hop = self.hop_length(audio.shape[1], width)
+        if self.pre_emphasis:
+            audio = np.concatenate(
+                [audio[:, :1], audio[:, 1:] - np.float32(self.pre_emphasis) * audio[:, :-1]],
+                axis=1,
+            )
         frames = np.lib.stride_tricks.sliding_window_view(audio, self.n_fft, axis=1)
         frames = frames[:, : hop * (width - 1) + 1 : hop]
         window = np.ones(self.n_fft) if self.window == "rectangular" else np.hanning(self.n_fft)
@@ -110,14 +139,40 @@ class Spectrogram:
         return 10.0 * np.log10(np.maximum(power, 1e-20)).transpose(0, 2, 1)
 
     def to_bytes(self, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per image: dB -> 0..255 bytes, and the (min, max) dB that the bytes span."""
+        """Per image: dB (notes, H, W) -> 0..255 bytes (notes, channels, H, W), the
+        spectrogram then its envelopes, and the (min, max) dB that the bytes span."""
         high = db.max(axis=(1, 2))
         low = np.maximum(db.min(axis=(1, 2)), high - self.top_db)
         span = high - low
         scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
-        clipped = np.maximum(db, low[:, None, None]) - low[:, None, None]
-        pixels = np.rint(clipped * scale[:, None, None]).astype(np.uint8)
+        power = 10.0 ** (db / 10.0)
+        envelopes = {  # mean power, back in dB
+            "temporal": np.broadcast_to(power.mean(axis=1, keepdims=True), db.shape),
+            "spectral": np.broadcast_to(power.mean(axis=2, keepdims=True), db.shape),
+        }
+        images = [db] + [10.0 * np.log10(envelopes[name]) for name in self.envelopes]
+        pixels = np.stack(
+            [
+                np.rint(
+                    (np.clip(image, low[:, None, None], high[:, None, None]) - low[:, None, None])
+                    * scale[:, None, None]
+                ).astype(np.uint8)
+                for image in images
+            ],
+            axis=1,
+        )
         return pixels, np.stack([low, high], axis=1).astype(np.float32)
+
+
+def without_usual_options(spectrogram: dict[str, Any]) -> dict[str, Any]:
+    """The spectrogram settings less the options left at "none" (``pre_emphasis`` 0, no
+    ``envelopes``): data sets made before these options existed keep their settings hash."""
+    usual = {"pre_emphasis": 0.0, "envelopes": []}
+    return {
+        key: value
+        for key, value in spectrogram.items()
+        if not (key in usual and (value or usual[key]) == usual[key])
+    }
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:

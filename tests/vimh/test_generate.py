@@ -16,13 +16,8 @@ from src.utils.errors import UserInputError
 from src.vimh import generator as vimh_generator
 from src.vimh.format import INFO_FILE, read_dataset
 from src.vimh.generate import generate
-from src.vimh.generator import (
-    Plan,
-    generate_vimh,
-    make_plan,
-    settings_from,
-    spectrogram_images,
-)
+from src.vimh.generator import generate_vimh, spectrogram_images
+from src.vimh.plan import Plan, make_plan, settings_from
 from tests.conftest import CONFIGS, run_cli
 
 PRESETS = sorted(p.stem for p in (Path(CONFIGS) / "synth").glob("*.yaml"))
@@ -200,6 +195,7 @@ def notes(plan: Plan, base: dict, name: str, values: list[float]) -> tuple[np.nd
     params = {key: np.full(len(values), float(v)) for key, v in base.items()}
     params[name] = np.asarray(values, dtype=np.float64)
     pixels, levels = spectrogram_images(plan, params)
+    pixels = pixels[:, 0]  # the spectrogram channel
     low, high = levels[:, :1, None], levels[:, 1:, None]
     return pixels, levels, low + pixels / 255.0 * (high - low)
 
@@ -316,3 +312,49 @@ def test_unknown_generator_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"no setting \['pickle'\].*no pickle files"):
         generate(cfg)
     assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+def test_new_options_at_their_usual_values_keep_old_data_sets_valid() -> None:
+    # the hash of the default simple_saw set before sampling, pre_emphasis and envelopes
+    # existed: a data set made then is still found, not refused as "other settings"
+    assert make_plan(settings_from(generation_config())).settings_hash == "04dd3e5f4a85"
+
+
+def test_grid_sampling_takes_every_combination_once_in_seeded_order(tmp_path: Path) -> None:
+    grid = [
+        "sampling=grid",
+        "synth.parameters.note_number={min:40,max:50,step:2}",
+        "synth.parameters.note_velocity={min:60,max:120,step:20}",
+    ]
+    made = generate_vimh(settings(*grid, size=24), tmp_path)
+    info, files = read_dataset(made)
+    labels = np.concatenate([files["train"].labels, files["test"].labels])
+    assert len({tuple(row) for row in labels}) == 24 == 6 * 4  # each combination once
+    assert not (np.diff(labels[:, 0].astype(int)) >= 0).all()  # not in grid order
+    assert info["generation_settings"]["sampling"] == "grid"
+    with pytest.raises(UserInputError, match="24 samples. Set size=24"):
+        make_plan(settings(*grid, size=30))
+    with pytest.raises(UserInputError, match="needs a step.*log10_decay_time"):
+        make_plan(settings("sampling=grid", "synth.parameters.log10_decay_time={min:-1,max:0}"))
+
+
+def test_envelope_channels_and_pre_emphasis(tmp_path: Path) -> None:
+    extra = ["synth.spectrogram.envelopes=[temporal,spectral]"]
+    info, files = read_dataset(generate_vimh(settings(*extra, size=16), tmp_path))
+    images = files["train"].images.astype(int)
+    assert images.shape[1] == info["channels"] == 3
+    temporal, spectral = images[:, 1], images[:, 2]
+    assert (temporal == temporal[:, :1, :]).all() and (spectral == spectral[:, :, :1]).all()
+    assert (np.diff(temporal[:, 0, :], axis=1) <= 1).all()  # a decaying note: never louder
+    assert "x3_" in Path(generate_vimh(settings(*extra, size=16), tmp_path)).name
+
+    def top_rows(*overrides: str) -> float:  # share of the image's bytes in its upper half
+        info, files = read_dataset(
+            generate_vimh(settings(*overrides, size=16), tmp_path / "p" / str(overrides))
+        )
+        pixels = files["train"].images[:, 0].astype(float)
+        return pixels[:, 16:].sum() / pixels.sum()
+
+    assert top_rows("synth.spectrogram.pre_emphasis=0.95") > top_rows()
+    with pytest.raises(UserInputError, match="envelopes must be distinct names"):
+        make_plan(settings("synth.spectrogram.envelopes=[temporal,loud]"))

@@ -1,0 +1,176 @@
+"""A VIMH data set's settings, checked, and what follows from them: the plan.
+
+The settings are a plain mapping (``configs/generate_vimh.yaml`` composes it;
+``data=vimh`` with ``generate: true`` holds the same keys): ``synth`` (a preset
+from configs/synth/, its spectrogram from configs/stft/), ``size``, ``seed``,
+``test_fraction`` and, where not at its usual value, ``sampling``
+(``src.vimh.sampling``). ``make_plan`` checks them and derives the data set's
+directory name and settings hash; ``src.vimh.generator`` renders the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from src.utils.errors import UserInputError
+from src.vimh.format import FORMAT_VERSION, dataset_name
+from src.vimh.sampling import check_sampling
+from src.vimh.spectrograms import Spectrogram, without_usual_options
+from src.vimh.synths import Synthesizer
+
+# part of the settings hash: bump it when a change to the synthesis changes the bytes
+GENERATOR_VERSION = 1
+RANGE_KEYS = {"min", "max", "step"}
+SETTING_KEYS = ("synth", "size", "seed", "test_fraction")
+# settings that came later, with the value that means "as before": left out of the settings
+# (and so of the hash) at that value, so data sets made before they existed stay valid
+OPTIONAL_SETTINGS = {"sampling": "random"}
+PRESET_KEYS = {
+    "name",
+    "synthesizer",
+    "sample_rate",
+    "duration",
+    "height",
+    "width",
+    "spectrogram",
+    "parameters",
+}
+
+
+def settings_from(node: Any) -> dict[str, Any]:
+    """The generation settings (plain data) from a config node that holds them."""
+    from omegaconf import OmegaConf
+
+    missing = [key for key in SETTING_KEYS if key not in node]
+    if missing:
+        raise UserInputError(f"The VIMH generation settings lack {missing}.")
+    values = {key: node[key] for key in SETTING_KEYS}
+    values |= {k: node[k] for k, usual in OPTIONAL_SETTINGS.items() if node.get(k, usual) != usual}
+    settings = {
+        key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for key, v in values.items()
+    }
+    spectrogram = (
+        settings["synth"].get("spectrogram") if isinstance(settings["synth"], dict) else None
+    )
+    if isinstance(spectrogram, dict):
+        settings["synth"]["spectrogram"] = without_usual_options(spectrogram)
+    return settings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Checked settings and what follows from them."""
+
+    settings: dict[str, Any]
+    name: str
+    settings_hash: str
+    synthesizer: Synthesizer
+    spectrogram: Spectrogram
+    varying: dict[str, dict[str, float]]
+    fixed: dict[str, float]
+
+    @property
+    def preset(self) -> dict[str, Any]:
+        return self.settings["synth"]
+
+    @property
+    def num_samples(self) -> int:
+        """Audio samples per note."""
+        return round(self.preset["sample_rate"] * self.preset["duration"])
+
+
+def _load_synthesizer(path: str) -> Synthesizer:
+    from hydra.utils import get_class
+
+    try:
+        synthesizer = get_class(path)()
+    except (ImportError, ValueError) as error:
+        raise UserInputError(f"synth.synthesizer={path} cannot be imported ({error}).") from error
+    if not isinstance(synthesizer, Synthesizer):
+        raise UserInputError(f"synth.synthesizer={path} has no `parameters` and `render`.")
+    return synthesizer
+
+
+def _parameter_ranges(
+    preset: dict[str, Any], synthesizer: Synthesizer
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Split the preset's parameters into varying ranges and fixed values, checking each."""
+    where = f"synth preset {preset['name']}"
+    declared = preset["parameters"]
+    unknown = sorted(set(declared) - set(synthesizer.parameters))
+    missing = sorted(set(synthesizer.parameters) - set(declared))
+    if unknown or missing:
+        raise UserInputError(
+            f"{where}: parameters {unknown} are unknown and {missing} are missing; "
+            f"declare each of {sorted(synthesizer.parameters)} once, as a value or a range."
+        )
+    varying, fixed = {}, {}
+    for name, value in declared.items():
+        if not isinstance(value, dict):
+            fixed[name] = float(value)
+            continue
+        if not {"min", "max"} <= set(value) <= RANGE_KEYS or not value["min"] < value["max"]:
+            raise UserInputError(
+                f"{where}: {name} must be a number (fixed) or {{min, max[, step]}} with "
+                f"min < max (varying), got {value}."
+            )
+        step = value.get("step")
+        if step is not None:
+            steps = (value["max"] - value["min"]) / step
+            if step <= 0 or abs(steps - round(steps)) > 1e-6 or steps > 255:
+                raise UserInputError(
+                    f"{where}: {name} step {step} must divide max - min into at most 255 "
+                    f"equal steps, got {steps:g}."
+                )
+        varying[name] = {key: float(v) for key, v in value.items() if v is not None}
+    if not varying:
+        raise UserInputError(f"{where} varies no parameter: a data set needs at least one label.")
+    return varying, fixed
+
+
+def make_plan(settings: dict[str, Any]) -> Plan:
+    """Check the settings and derive the directory name and settings hash."""
+    preset = settings["synth"]
+    if set(preset) != PRESET_KEYS:
+        raise UserInputError(
+            f"The synth preset needs exactly the keys {sorted(PRESET_KEYS)}; it lacks "
+            f"{sorted(PRESET_KEYS - set(preset))} and has unknown {sorted(set(preset) - PRESET_KEYS)}."
+        )
+    synthesizer = _load_synthesizer(preset["synthesizer"])
+    varying, fixed = _parameter_ranges(preset, synthesizer)
+    spectrogram = Spectrogram.from_settings(
+        preset["spectrogram"], f"synth preset {preset['name']} spectrogram"
+    )
+    spectrogram.check_height(preset["height"], preset["sample_rate"])
+    spectrogram.hop_length(round(preset["sample_rate"] * preset["duration"]), preset["width"])
+    if settings["size"] < 2 or not 0 < settings["test_fraction"] < 1:
+        raise UserInputError(
+            f"size={settings['size']} and test_fraction={settings['test_fraction']} must leave "
+            "at least one sample in train and one in test."
+        )
+    check_sampling(settings.get("sampling", "random"), varying, settings["size"])
+    stamped = {"generator_version": GENERATOR_VERSION, "format_version": FORMAT_VERSION}
+    encoded = json.dumps({**stamped, **settings}, sort_keys=True).encode()
+    name = dataset_name(
+        preset["height"],
+        preset["width"],
+        spectrogram.channels,
+        preset["sample_rate"],
+        preset["duration"],
+        settings["size"],
+        preset["name"],
+        len(varying),
+    )
+    return Plan(
+        settings=settings,
+        name=name,
+        settings_hash=hashlib.sha256(encoded).hexdigest()[:12],
+        synthesizer=synthesizer,
+        spectrogram=spectrogram,
+        varying=varying,
+        fixed=fixed,
+    )
