@@ -2,7 +2,8 @@
 
 ``python src/tools/find_lr_batch_size.py experiment=...`` runs Lightning's learning-rate range
 test: training steps with an exponentially growing learning rate, the loss
-recorded at each. It writes the loss-against-lr plot (``lr_find.png``) and a
+recorded at each. The suggestion is our own (``suggest_lr``): the steepest descent of the
+smoothed loss against log10(lr). It writes the loss-against-lr plot (``lr_find.png``) and a
 JSON with the suggestion (``lr_find.json``) into the run directory, and prints
 the override to use. ``find=batch_size`` doubles the batch size until a step
 fails (out of memory) or the search ends, and prints that override instead.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import rootutils
 from omegaconf import DictConfig
 
@@ -26,6 +28,84 @@ from src.utils.extras import extras  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
 
+# the smoothing Lightning's range test applies to the losses it records (fixed in Lightning)
+LIGHTNING_BETA = 0.98
+
+
+def unsmooth(smoothed: list[float], beta: float) -> np.ndarray:
+    """The per-step losses behind Lightning's recorded curve.
+
+    Lightning records only its debiased running mean (``beta=0.98``, not a parameter of
+    ``Tuner.lr_find``): ``avg_t = beta * avg_{t-1} + (1 - beta) * loss_t``, recorded as
+    ``avg_t / (1 - beta ** (t + 1))`` after optimizer step t = 1, 2, ...; undo it so our
+    own ``beta`` applies to the raw losses."""
+    s = np.asarray(smoothed, dtype=float)
+    steps = np.arange(1, len(s) + 1)
+    avg = s * (1 - beta ** (steps + 1))
+    previous = np.concatenate([[0.0], avg[:-1]])
+    return (avg - beta * previous) / (1 - beta)
+
+
+def smooth(losses: np.ndarray, beta: float) -> np.ndarray:
+    """Debiased exponential running mean (``beta=0``: the losses themselves); a non-finite
+    loss keeps the mean where it was and is recorded as NaN."""
+    out, avg, n = np.full(len(losses), np.nan), 0.0, 0
+    for i, loss in enumerate(losses):
+        if math.isfinite(loss):
+            avg, n = beta * avg + (1 - beta) * loss, n + 1
+            out[i] = avg / (1 - beta**n)
+    return out
+
+
+def suggest_lr(
+    lrs: Any,
+    losses: Any,
+    beta: float = 0.98,
+    diverge_threshold: float | None = 4.0,
+    skip_begin: int = 10,
+    skip_end: int = 1,
+) -> tuple[float | None, np.ndarray]:
+    """The learning rate where the smoothed loss falls fastest against log10(lr).
+
+    The range test spaces the lrs exponentially, so the gradient against linear lr (what
+    Lightning's ``suggestion()`` takes) is dominated by the spacing and lands far to the left;
+    against log10(lr) it finds the middle of the descent. The curve is cut where the
+    smoothed loss first exceeds ``diverge_threshold`` times its best so far. Returns the
+    suggestion (None with fewer than 3 usable points) and the smoothed curve."""
+    x = np.log10(np.asarray(lrs, dtype=float))
+    curve = smooth(np.asarray(losses, dtype=float), beta)
+    end = len(curve)
+    if diverge_threshold is not None:
+        best = np.fmin.accumulate(np.where(np.isfinite(curve), curve, np.inf))
+        over = np.nonzero(curve[1:] > diverge_threshold * best[:-1])[0]
+        end = int(over[0]) + 1 if len(over) else end
+    keep = np.arange(skip_begin, max(skip_begin, end - skip_end))
+    keep = keep[np.isfinite(curve[keep])]
+    if len(keep) < 3:
+        return None, curve
+    slope = np.gradient(curve[keep], x[keep])
+    return float(np.asarray(lrs, dtype=float)[keep[int(np.argmin(slope))]]), curve
+
+
+def plot_lr_curve(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(lrs, raw, color="0.75", lw=1, label="loss per step")
+    ax.plot(lrs, curve, color="C0", label="smoothed")
+    if lr is not None:
+        ax.axvline(lr, color="C3", ls="--", label=f"steepest descent vs log10(lr): {lr:.3g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="LR range test")
+    finite = curve[np.isfinite(curve)]
+    if len(finite):  # the divergence tail would squash the interesting part
+        ax.set_ylim(finite.min() * 0.9, min(np.nanmax(raw), finite[0] * 1.5))
+    ax.legend()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
 
 def find_lr(cfg: DictConfig, objects: dict[str, Any], out: Path) -> dict[str, Any]:
     from lightning.pytorch.tuner import Tuner
@@ -33,15 +113,22 @@ def find_lr(cfg: DictConfig, objects: dict[str, Any], out: Path) -> dict[str, An
     finder = Tuner(objects["trainer"]).lr_find(
         objects["model"], datamodule=objects["datamodule"], update_attr=False, **cfg.lr_find
     )
-    losses = [float(v) for v in finder.results["loss"]]
-    suggestion = finder.suggestion()
-    report: dict[str, Any] = {"lr": finder.results["lr"], "loss": losses, "suggestion": suggestion}
-    figure = finder.plot(suggest=suggestion is not None)
-    figure.savefig(out / "lr_find.png", dpi=100, bbox_inches="tight")
+    lrs = [float(v) for v in finder.results["lr"]]
+    raw = unsmooth(finder.results["loss"], LIGHTNING_BETA)
+    suggestion, curve = suggest_lr(
+        lrs, raw, diverge_threshold=cfg.lr_find.get("early_stop_threshold"), **cfg.lr_suggest
+    )
+    report: dict[str, Any] = {
+        "lr": lrs,
+        "loss": [float(v) for v in raw],
+        "smoothed": [float(v) for v in curve],
+        "suggestion": suggestion,
+    }
+    plot_lr_curve(lrs, raw, curve, suggestion, out / "lr_find.png")
     if suggestion is None:
-        finite = sum(math.isfinite(v) for v in losses)
+        finite = int(np.isfinite(curve).sum())
         report["why_none"] = (
-            f"the loss curve has {finite} finite points of {len(losses)}: too few to find the "
+            f"the loss curve has {finite} finite points of {len(curve)}: too few to find the "
             "steepest descent. Raise lr_find.num_training, or lower lr_find.max_lr if the "
             "loss diverged early."
         )

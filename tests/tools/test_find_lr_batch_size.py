@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PIL import Image
 
-from src.tools.find_lr_batch_size import search
+from src.tools.find_lr_batch_size import search, suggest_lr, unsmooth
+from src.train import train
 from tests.conftest import compose_config
 
 
@@ -16,6 +19,9 @@ def test_lr_finder_writes_plot_json_and_override(tmp_path: Path, capsys) -> None
     metrics, _ = search(cfg)
     report = json.loads((tmp_path / "lr_find.json").read_text())
     assert len(report["loss"]) == 60 and report["suggestion"] == metrics["found"]
+    # the printed advice is the steepest descent of the JSON's own smoothed curve vs log10(lr)
+    expected, _ = suggest_lr(report["lr"], report["loss"])
+    assert report["suggestion"] == pytest.approx(expected)
     assert 1e-6 <= report["suggestion"] <= 1.0
     with Image.open(tmp_path / "lr_find.png") as plot:
         assert plot.size[0] > 300
@@ -38,3 +44,60 @@ def test_batch_size_finder_stops_at_the_training_set(tmp_path: Path, capsys) -> 
     found = json.loads((tmp_path / "batch_size_find.json").read_text())["batch_size"]
     assert found == metrics["found"] == 1077  # digits' training split: nothing larger helps
     assert "data.batch_size=1077" in capsys.readouterr().out
+
+
+def descent_curve(x: np.ndarray, centre: float) -> np.ndarray:
+    """A loss that falls from 3 to 1 around log10(lr) = centre, steepest exactly there."""
+    return 2 - np.tanh((x - centre) / 0.4)
+
+
+def test_suggestion_is_the_steepest_descent_against_log_lr() -> None:
+    x = np.linspace(-6, 0, 301)
+    lrs, losses = 10**x, descent_curve(x, -2.5)
+    lr, _ = suggest_lr(lrs, losses, beta=0.0, skip_begin=0)
+    assert abs(np.log10(lr) - (-2.5)) < 0.03
+    # noisy steps, smoothed: still within a quarter decade
+    noisy = losses + np.random.default_rng(0).normal(0, 0.05, len(x))
+    lr, curve = suggest_lr(lrs, noisy, beta=0.8)
+    assert abs(np.log10(lr) - (-2.5)) < 0.25 and np.nanstd(curve - losses) < 0.1
+    # what Lightning's suggestion() computes on the same curve (gradient against linear lr,
+    # whose steps are tiny at small lr, so the noise there wins) is decades off
+    linear = lrs[10:][np.argmin(np.gradient(curve[10:], lrs[10:]))]
+    assert np.log10(linear) < -4.5
+
+
+def test_divergence_threshold_cuts_the_curve() -> None:
+    x = np.linspace(-6, 0, 301)
+    losses = descent_curve(x, -4.0)
+    losses[x > -2.0] = (
+        20.0 - 18 * (np.tanh((x[x > -2.0] + 1.0) / 0.1) + 1) / 2
+    )  # spike, then a steep fall
+    cut, _ = suggest_lr(10**x, losses, beta=0.0, diverge_threshold=4.0)
+    assert abs(np.log10(cut) - (-4.0)) < 0.05
+    uncut, _ = suggest_lr(10**x, losses, beta=0.0, diverge_threshold=None)
+    assert abs(np.log10(uncut) - (-1.0)) < 0.05
+
+
+def test_unsmooth_inverts_lightnings_running_mean() -> None:
+    raw = np.random.default_rng(1).uniform(0.5, 2.0, 50)
+    avg, recorded = 0.0, []
+    for step, loss in enumerate(raw, start=1):  # Lightning's _LRCallback, step = global_step
+        avg = 0.98 * avg + 0.02 * loss
+        recorded.append(avg / (1 - 0.98 ** (step + 1)))
+    assert np.allclose(unsmooth(recorded, 0.98), raw)
+
+
+@pytest.mark.slow
+def test_three_epochs_at_the_suggestion_beat_three_at_a_hundredth(tmp_path: Path) -> None:
+    cfg = compose_config("lr_find.yaml", ["experiment=digits_mlp"], tmp_path / "find")
+    metrics, _ = search(cfg)
+    lr = metrics["found"]
+    results = {}
+    for name, value in (("suggested", lr), ("hundredth", lr / 100)):
+        run = compose_config(
+            "train.yaml",
+            ["experiment=digits_mlp", "trainer.max_epochs=3", f"model.optimizer.lr={value}"],
+            tmp_path / name,
+        )
+        results[name] = float(train(run)[0]["val/acc_best"])
+    assert results["suggested"] > results["hundredth"] + 0.05, (lr, results)
