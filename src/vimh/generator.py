@@ -74,6 +74,17 @@ def render_chunks(plan: Plan, chunks: list[dict[str, np.ndarray]], workers: int)
         return list(pool.map(spectrogram_images, [plan] * len(chunks), chunks))
 
 
+def readable_mapping(spec: dict[str, float]) -> dict[str, Any]:
+    """A parameter's JSON mapping. A continuous parameter gets the label byte's resolution
+    as its ``step`` and ``"continuous": true``: NSMT's reader needs a step for every
+    parameter (it refuses a mapping without one), and reads that one as 256 classes, one
+    per byte, which is what ``src.vimh.heads`` makes of a continuous parameter too."""
+    if "step" in spec:
+        return dict(spec)
+    byte_width = (spec["max"] - spec["min"]) / 255  # encode_labels' 256 levels
+    return {**spec, "step": byte_width, "continuous": True}
+
+
 def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[str, Records]]:
     """Draw the parameters, synthesize and image every note: (JSON info, train and test)."""
     settings, preset = plan.settings, plan.preset
@@ -101,7 +112,7 @@ def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[st
         "varying_parameters": len(plan.varying),
         "parameter_names": list(plan.varying),
         "parameter_mappings": {
-            name: {**spec, "description": plan.synthesizer.parameters[name]}
+            name: {**readable_mapping(spec), "description": plan.synthesizer.parameters[name]}
             for name, spec in plan.varying.items()
         },
         "fixed_parameters": plan.fixed,

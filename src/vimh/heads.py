@@ -38,6 +38,8 @@ def head_specs(
             )
         mapping = info["parameter_mappings"][name]
         low, high, step = float(mapping["min"]), float(mapping["max"]), mapping.get("step")
+        if mapping.get("continuous"):  # its step is only the label byte's resolution
+            step = None
         num_classes = LABEL_LEVELS if step is None else round((high - low) / step) + 1
         if num_classes > LABEL_LEVELS:
             raise UserInputError(

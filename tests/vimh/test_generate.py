@@ -358,3 +358,31 @@ def test_envelope_channels_and_pre_emphasis(tmp_path: Path) -> None:
     assert top_rows("synth.spectrogram.pre_emphasis=0.95") > top_rows()
     with pytest.raises(UserInputError, match="envelopes must be distinct names"):
         make_plan(settings("synth.spectrogram.envelopes=[temporal,loud]"))
+
+
+def nsmt_classes(info: dict, name: str, labels: np.ndarray) -> np.ndarray:
+    """Class indices as NSMT's published reader computes them: it needs min, max and step
+    for every parameter, and takes min + q/255 (max - min), rounded to the step's grid."""
+    mapping = info["parameter_mappings"][name]
+    low, high, step = (float(mapping[k]) for k in ("min", "max", "step"))
+    num_classes = round((high - low) / step) + 1
+    classes = np.rint(labels / 255.0 * (high - low) / step).astype(int)
+    assert ((0 <= classes) & (classes < num_classes)).all()
+    return classes
+
+
+def test_continuous_parameters_load_in_nsmt_reader_and_ours(tmp_path: Path) -> None:
+    import torch
+
+    from src.models.components.head_specs import label_classes
+    from src.vimh.heads import head_specs
+
+    info, files = read_dataset(generate_vimh(settings(preset="moog_basic", size=16), tmp_path))
+    heads = {head["name"]: head for head in head_specs(info)}
+    for column, name in enumerate(info["parameter_names"]):
+        mapping = info["parameter_mappings"][name]
+        assert mapping["continuous"] is True and mapping["step"] > 0  # NSMT needs a step
+        labels = files["train"].labels[:, column]
+        assert heads[name]["step"] is None and heads[name]["num_classes"] == 256  # ours: bytes
+        ours = label_classes(torch.from_numpy(labels), heads[name]).numpy()
+        assert (nsmt_classes(info, name, labels) == ours).all()  # one class per byte in both
