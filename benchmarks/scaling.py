@@ -1,0 +1,146 @@
+"""Does the in-memory path scale? Epoch time and peak memory for growing data and two nets.
+
+Each case runs in its own process (so each peak is its own): MNIST-shaped data
+(scikit-learn's real digits scaled to 28x28, as ``benchmarks/epoch_speed.py``)
+of 5k, 70k (LHT's 55k/5k/10k) and 220k samples, written as IDX files and read by
+the template's MNIST data module; one template epoch (train + validation, default
+callbacks) of LHT's MLP (64-128-64) and of a wide one (512-512-256).
+
+Printed per case: epoch seconds and seconds per 1k training samples (the time is
+linear when that column is flat), the float32 size of the data, the process's
+peak RSS, and the peak above what the process held before the data were read,
+divided by the data's size (target: <= 1.5x).
+
+Usage: ``python benchmarks/scaling.py [--sizes 5000,70000,220000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import rootutils
+
+ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+NETS = {
+    "lht_mlp": ["model.net.lin1_size=64", "model.net.lin2_size=128", "model.net.lin3_size=64"],
+    "wide_mlp": ["model.net.lin1_size=512", "model.net.lin2_size=512", "model.net.lin3_size=256"],
+}
+
+
+def split_of(total: int) -> list[int]:
+    """LHT's 55k/5k/10k at 70k; other sizes keep a 5% val and a test of at most 10k."""
+    if total == 70_000:
+        return [55_000, 5_000, 10_000]
+    test = min(10_000, total // 10)
+    val = max(total // 20, 1)
+    return [total - val - test, val, test]
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def child(total: int, net: str) -> dict:
+    """One case, in this process: returns its figures."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from lightning import Callback
+    from omegaconf import open_dict
+
+    from src.data.components.idx import digits_as_mnist, write_mnist_like
+    from src.utils.instantiators import instantiate_run
+
+    class EpochTimer(Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self.seconds = time.perf_counter() - self.start
+
+    split = split_of(total)
+    with tempfile.TemporaryDirectory() as tmp:
+        images, labels = digits_as_mnist(total, seed=0)
+        train_n = split[0] + split[1]
+        write_mnist_like(
+            Path(tmp) / "MNIST" / "raw",
+            (images[:train_n], labels[:train_n]),
+            (images[train_n:], labels[train_n:]),
+        )
+        del images, labels
+        overrides = [
+            "data=mnist",
+            f"data.train_val_test_split=[{split[0]},{split[1]},{split[2]}]",
+            f"paths.data_dir={tmp}",
+            "trainer.max_epochs=1",
+            "logger=none",
+            *NETS[net],
+        ]
+        with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+            cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(Path(tmp) / "run")
+            cfg.extras.print_config = False
+        HydraConfig.instance().set_config(cfg)
+        torch.manual_seed(0)
+        objects = instantiate_run(cfg)
+        before = peak_rss_bytes()
+        timer = EpochTimer()
+        objects["trainer"].callbacks.append(timer)
+        objects["trainer"].fit(objects["model"], datamodule=objects["datamodule"])
+        return {
+            "total": total,
+            "net": net,
+            "train": split[0],
+            "seconds": timer.seconds,
+            "data_bytes": total * 28 * 28 * 4,
+            "peak": peak_rss_bytes(),
+            "before": before,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="5000,70000,220000", help="total samples per case")
+    parser.add_argument("--child", nargs=2, metavar=("TOTAL", "NET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(int(args.child[0]), args.child[1])))
+        return
+    print(f"in-memory scaling, load {os.getloadavg()[0]:.2f}, one process per case")
+    print(
+        f"  {'samples':>8} {'net':<9} {'epoch s':>8} {'s/1k':>6} {'data MB':>8} "
+        f"{'peak MB':>8} {'(peak-before)/data':>19}"
+    )
+    for total in (int(s) for s in args.sizes.split(",")):
+        for net in NETS:
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(total), net],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+            )
+            if done.returncode:
+                print(done.stderr[-2000:])
+                raise SystemExit(f"case {total} {net} failed")
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            mb = 1024 * 1024
+            print(
+                f"  {total:>8} {net:<9} {r['seconds']:8.2f} {1000 * r['seconds'] / r['train']:6.3f} "
+                f"{r['data_bytes'] / mb:8.0f} {r['peak'] / mb:8.0f} "
+                f"{(r['peak'] - r['before']) / r['data_bytes']:19.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
