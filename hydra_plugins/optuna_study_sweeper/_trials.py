@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
+from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 
 from src.utils.errors import MetricNotLoggedError
@@ -65,9 +66,10 @@ def objective_values(value: Any, n_objectives: int) -> list[float]:
 
 def record(study: optuna.Study, trial: Trial, ret: JobReturn, n_objectives: int) -> TrialState:
     """Tell the study how the trial's job ended: COMPLETE, PRUNED or FAIL."""
-    if ret.working_dir:
-        trial.set_user_attr("run_dir", str(ret.working_dir))
     frozen = study._storage.get_trial(trial._trial_id)  # what the job wrote there
+    run_dir = ret.hydra_cfg and OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir")
+    if run_dir and "run_dir" not in frozen.user_attrs:  # a job that failed before fit
+        trial.set_user_attr("run_dir", str(run_dir))
     error = job_error(ret)
     pruned = frozen.user_attrs.get(PRUNED_ATTR) is not None
     if pruned and (error is None or isinstance(error, NonFiniteValue)):
