@@ -25,9 +25,12 @@ from omegaconf import DictConfig
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.lora.fusion import (  # noqa: E402  (needs the root on sys.path)
+    SVD_METHODS,
     check_fusable,
     fuse,
+    is_lora_weight,
     read_adapter_config,
+    svd_skip_reason,
     with_head,
 )
 from src.lora.runs import LoRARun  # noqa: E402
@@ -64,10 +67,19 @@ def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
     )
     data = {task: run.datamodule() for task, run in runs.items()}
     results = {
-        "separate": {t: score_adapter(cfg, r, data[t], r.adapter_dir) for t, r in runs.items()}
+        "separate": {t: score_adapter(cfg, r, data[t], r.adapter_dir) for t, r in runs.items()},
+        "base": base_scores(cfg, runs, data),
     }
     first_task, first_run = next(iter(runs.items()))
+    ranks = [read_adapter_config(run.adapter_dir)["r"] for run in runs.values()]
+    skipped: dict[str, str] = {}
     for method in methods:
+        reason = None
+        if method in SVD_METHODS:
+            reason = svd_skip_reason(first_run.adapter_dir, cfg.svd_rank or max(ranks))
+        if reason:
+            skipped[method] = reason
+            continue
         torch.manual_seed(cfg.seed)  # DARE drops at random
         config, fused = fuse(
             first_run.plain_module(data[first_task]).net,
@@ -83,13 +95,43 @@ def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
             directory = Path(cfg.paths.output_dir) / method / task
             with_head(directory, config, fused, run.adapter_dir)
             results[method][task] = score_adapter(cfg, run, data[task], directory)
-    report(results, runs, Path(cfg.paths.output_dir) / "fusion.csv")
+    report(results, runs, Path(cfg.paths.output_dir) / "fusion.csv", skipped)
     return results
 
 
-def report(results: dict[str, dict[str, float]], runs: dict[str, LoRARun], path: Path) -> None:
+def base_scores(
+    cfg: DictConfig, runs: dict[str, LoRARun], data: dict[str, LightningDataModule]
+) -> dict[str, float]:
+    """The floor: each task's model with its own head and no low-rank update (the base
+    net's layers as they are), written as an adapter whose updates are zero."""
+    from peft import LoraConfig, load_peft_weights
+
+    scores = {}
+    for task, run in runs.items():
+        zero = {
+            k: torch.zeros_like(v)
+            for k, v in load_peft_weights(str(run.adapter_dir)).items()
+            if is_lora_weight(k)
+        }
+        directory = Path(cfg.paths.output_dir) / "base" / task
+        with_head(
+            directory, LoraConfig.from_pretrained(str(run.adapter_dir)), zero, run.adapter_dir
+        )
+        scores[task] = score_adapter(cfg, run, data[task], directory)
+    return scores
+
+
+def report(
+    results: dict[str, dict[str, float]],
+    runs: dict[str, LoRARun],
+    path: Path,
+    skipped: dict[str, str] | None = None,
+) -> None:
+    """The table of metrics (one row per method, ``base`` and ``separate`` first), also
+    as ``fusion.csv``; a method that could not run has its reason in every cell."""
     tasks = list(runs)
     rows = [[method, *(f"{scores[t]:.4f}" for t in tasks)] for method, scores in results.items()]
+    rows += [[method, *(["skipped"] * len(tasks))] for method in skipped or {}]
     with open(path, "w", newline="") as file:
         csv.writer(file).writerows([["method", *tasks], *rows])
     width = max(len(cell) for cell in ["method", *tasks, *results]) + 3
@@ -97,6 +139,8 @@ def report(results: dict[str, dict[str, float]], runs: dict[str, LoRARun], path:
     print("".join(h.ljust(width) for h in ["method", *tasks]))
     for row in rows:
         print("".join(cell.ljust(width) for cell in row))
+    for method, reason in (skipped or {}).items():
+        print(f"{method} {reason}")
     for task, run in runs.items():
         print(f"{task}: {run.run_dir}")
     print(f"Fused adapters and fusion.csv in {path.parent}")

@@ -40,6 +40,61 @@ METHODS = (*PEFT_METHODS, "slerp")
 
 FUSED = "fused"  # the fused adapter's name inside the peft model
 
+# how peft applies a method's weights, and so what it must be given for the fused update
+# to be the weighted average of the sources' updates (w_i: the shares, summing to 1)
+SQRT_OF_WEIGHT_ON_A_AND_B = ("linear", "dare_linear", "magnitude_prune")  # A, B: sqrt(w) each
+DISJOINT_MEAN = ("ties", "dare_ties", "ties_svd", "dare_ties_svd")  # already a mean of sources
+SVD_METHODS = tuple(m for m in PEFT_METHODS if m.endswith("svd"))
+
+
+def shares(weights: list[float]) -> list[float]:
+    """The weights as shares of their total magnitude: [1, 1] -> [0.5, 0.5]."""
+    total = sum(abs(w) for w in weights)
+    if total == 0:
+        raise UserInputError(f"weights={weights}: at least one weight must be non-zero.")
+    return [w / total for w in weights]
+
+
+def peft_weights(method: str, weights: list[float]) -> list[float]:
+    """What ``add_weighted_adapter`` must get for ``method`` so that the fused update is
+    the weighted average of the sources (fusing an adapter with itself gives it back).
+
+    peft's linear combines A and B separately with ``sqrt(w)`` each, so ``[1, 1]``
+    gives 4x an adapter fused with itself and its shares 2x; it needs the squared
+    shares. cat and the svd sums combine whole updates: the shares. ties and dare_ties
+    take a mean of the sources already: the shares times the number of sources.
+    """
+    p = shares(weights)
+    if method in SQRT_OF_WEIGHT_ON_A_AND_B:
+        return [math.copysign(w * w, w) for w in p]
+    if method in DISJOINT_MEAN:
+        return [w * len(p) for w in p]
+    return p
+
+
+def svd_skip_reason(adapter: Path, rank: int) -> str | None:
+    """Why peft's svd methods cannot fuse this adapter's layers at ``rank``, or None.
+
+    peft keeps ``rank`` singular vectors of each layer's update; a layer with fewer
+    outputs or inputs than that (a regression head with 1 output) has fewer, and
+    peft fails on the shapes (``lora_B [1, 1] vs [1, 8]``)."""
+    from peft import load_peft_weights
+
+    tensors = load_peft_weights(str(adapter))
+    sizes = {}
+    for key, b in tensors.items():
+        if key.endswith("lora_B.weight"):
+            a = tensors[key.replace("lora_B.weight", "lora_A.weight")]
+            sizes[key.removesuffix(".lora_B.weight")] = min(b.shape[0], math.prod(a.shape[1:]))
+    small = {layer: size for layer, size in sizes.items() if size < rank}
+    if not small:
+        return None
+    listed = ", ".join(f"{layer} ({size})" for layer, size in list(small.items())[:3])
+    return (
+        f"skipped: a rank-{rank} SVD needs layers with {rank} outputs and inputs or more; "
+        f"{listed} have fewer (svd_rank={min(small.values())} would fit)"
+    )
+
 
 def is_lora_weight(key: str) -> bool:
     """Whether a key of a saved adapter is a low-rank update (not a saved module)."""
@@ -150,7 +205,9 @@ def fuse(
     if method == "slerp":
         _slerp(model, names, weights)
     else:
-        model.add_weighted_adapter(names, weights, FUSED, combination_type=method, **options)
+        model.add_weighted_adapter(
+            names, peft_weights(method, weights), FUSED, combination_type=method, **options
+        )
     config = replace(
         model.peft_config[FUSED],
         base_model_name_or_path=sources[0].base_model_name_or_path,

@@ -144,6 +144,7 @@ def test_fused_adapters_beat_chance_on_both_tasks(lora_run, inverted_run, tmp_pa
     results = fuse_adapters(cfg)  # prints the table of every method on every task
     assert set(results) == {
         "separate",
+        "base",
         "linear",
         "ties",
         "dare_linear",
@@ -152,6 +153,8 @@ def test_fused_adapters_beat_chance_on_both_tasks(lora_run, inverted_run, tmp_pa
         "slerp",
     }
     assert min(results["separate"].values()) >= 0.9
+    # the base's layers with each task's head: below each task's own adapter
+    assert all(results["base"][t] < results["separate"][t] for t in results["base"])
     for method in ("ties", "svd", "slerp"):  # chance is 0.2 on either task
         assert min(results[method].values()) > 0.4, (method, results[method])
     fused = tmp_path / "slerp" / "task1"
