@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 from omegaconf import DictConfig
 
 from src.utils import rich_utils
+from src.utils.errors import in_multirun
 from src.utils.logging_utils import RankedLogger, route_lightning_logs
 
 log = RankedLogger(__name__)
@@ -20,10 +22,38 @@ KNOWN_NOISE = (
 )
 
 
+# Lightning's info lines that advertise or restate what the config says
+LIGHTNING_CHATTER = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+# libraries that talk at INFO on every run (alembic and mlflow: MLflow's database set-up)
+QUIET_LOGGERS = ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils")
+
+
+class DropChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(LIGHTNING_CHATTER)
+
+
+def quiet_console() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, DropChatter) for f in target.filters):
+            target.addFilter(DropChatter())
+
+
+def first_job_or_single_run() -> bool:
+    """The config tree reaches the console once per multirun: from its first job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return not in_multirun() or HydraConfig.get().job.get("num", 0) == 0
+
+
 def extras(cfg: DictConfig) -> None:
     """Optional utilities before the task starts: quiet known noise, tags, config tree.
     (Always: Lightning's messages go where the run's other messages go.)"""
     route_lightning_logs()
+    quiet_console()
     if not cfg.get("extras"):
         return
     if cfg.extras.get("ignore_warnings"):
@@ -33,4 +63,6 @@ def extras(cfg: DictConfig) -> None:
     if cfg.extras.get("enforce_tags"):
         rich_utils.enforce_tags(cfg, save_to_file=True)
     if cfg.extras.get("print_config"):
-        rich_utils.print_config_tree(cfg, resolve=True, save_to_file=True)
+        rich_utils.print_config_tree(
+            cfg, resolve=True, save_to_file=True, to_console=first_job_or_single_run()
+        )

@@ -27,8 +27,10 @@ def print_config_tree(
     print_order: Sequence[str] = FIRST_FIELDS,
     resolve: bool = False,
     save_to_file: bool = False,
+    to_console: bool = True,
 ) -> None:
-    """Print the config as a tree (main groups first) and optionally save it to the run dir."""
+    """Print the config as a tree (main groups first) and optionally save it to the run dir
+    (``to_console=False``: only save it)."""
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     queue = [field for field in print_order if field in cfg]
     queue += [field for field in cfg if field not in queue]
@@ -40,7 +42,8 @@ def print_config_tree(
         else:
             text = str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
-    rich.print(tree)
+    if to_console:
+        rich.print(tree)
     if save_to_file:
         with open(Path(cfg.paths.output_dir, "config_tree.log"), "w") as file:
             rich.print(tree, file=file)

@@ -1,0 +1,90 @@
+"""What a person reads on the console: the config tree once per multirun, no advertising
+or migration chatter, no FLOPs column of zeros, and a closing table of every multirun's
+jobs (failed ones with their error, whose traceback is in the job's log file)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from src.utils.multirun_summary import summary_table
+from tests.conftest import run_cli
+
+
+def result(job: int, lr: str, acc: float | None, error: str | None = None) -> dict:
+    metrics = {} if acc is None else {"val/acc_best": acc, "test/acc": acc - 0.01}
+    return {
+        "job": job,
+        "overrides": [f"model.optimizer.lr={lr}"],
+        "status": "failed" if error else "finished",
+        "error": error,
+        "metrics": metrics,
+    }
+
+
+def test_summary_table_sorts_by_the_optimized_metric_and_names_failures() -> None:
+    results = [
+        result(0, "0.001", 0.90),
+        result(1, "-1", None, "ValueError: Invalid learning rate: -1"),
+        result(2, "0.01", 0.97),
+    ]
+    rows = summary_table(results, [("val/acc_best", False)], 4).splitlines()
+    assert rows[0] == "| job | overrides | val/acc_best | test/acc | status |"
+    assert [row.split("|")[1].strip() for row in rows[2:]] == ["2", "0", "1"]
+    assert "FAILED: ValueError: Invalid learning rate: -1" in rows[4]
+    # a loss is minimised: the smallest first
+    losses = [result(0, "a", 0.5), result(1, "b", 0.2)]
+    rows = summary_table(losses, [("val/acc_best", True)], 0).splitlines()
+    assert rows[2].startswith("| 1 |")
+
+
+def test_model_summary_has_no_flops_column_of_zeros(capsys) -> None:
+    from src.callbacks.model_summary import ModelSummary
+
+    data = [
+        (" ", ["0", "1"]),
+        ("Name", ["net", "criterion"]),
+        ("Type", ["SimpleDenseNet", "CrossEntropyLoss"]),
+        ("Params", ["34.4 K", "0"]),
+        ("Mode", ["train", "train"]),
+        ("FLOPs", ["0", "0"]),
+    ]
+    ModelSummary.summarize(data, 34400, 34400, 0.138, {"train": 2, "eval": 0}, 0)
+    out = capsys.readouterr().out
+    assert "SimpleDenseNet" in out and "Total params" in out
+    assert "FLOPs" not in out
+
+
+@pytest.mark.slow
+def test_multirun_console_tree_once_table_at_the_end_traceback_in_log(tmp_path: Path) -> None:
+    done = run_cli(
+        "train.py",
+        "-m",
+        "model.optimizer.lr=0.001,-1,0.01",
+        "trainer.max_epochs=2",
+        "logger=mlflow",
+        f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )
+    out = done.stdout + done.stderr
+    assert out.count("CONFIG") == 1, out[-3000:]  # the tree, once, from job 0
+    for job in ("0", "1", "2"):
+        assert (tmp_path / "sweep" / job / "config_tree.log").is_file()  # saved per job
+    assert "💡" not in out and "alembic" not in out and "FLOPs" not in out
+    table = out[out.index("Multirun summary") :]
+    assert "every job: trainer.max_epochs=2" in table  # shared overrides once, above the rows
+    rows = [line for line in table.splitlines() if re.match(r"\| \d ", line)]
+    assert [row.split("|")[1].strip() for row in rows][2] == "1", table  # the failed job last
+    assert rows[2].split("|")[2].strip() == "model.optimizer.lr=-1"
+    assert "FAILED:" in rows[2] and "lr=-1" in rows[2].split("|")[-2]  # the error itself
+    values = [float(row.split("|")[3]) for row in rows[:2]]
+    assert values[0] >= values[1] > 0.5  # sorted by val/acc_best, and both runs learned
+    assert (tmp_path / "sweep" / "multirun_summary.md").read_text().strip() in table
+    log = (tmp_path / "sweep" / "1" / "train.log").read_text()
+    assert (
+        "Traceback (most recent call last)" in log
+        and "UserInputError: model.optimizer.lr=-1" in log
+    )
+    assert "Traceback" not in (tmp_path / "sweep" / "0" / "train.log").read_text()
