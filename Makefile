@@ -24,6 +24,7 @@ $(UV_PRIVATE):
 		"(Debian/Ubuntu: apt-get install python3-venv) or put uv on PATH"; exit 1; }
 	.venv-uv/bin/python -m pip install --quiet uv
 
+.PHONY: notebook chromium pre-commit
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export split example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
@@ -52,6 +53,12 @@ test-all: .venv/.synced ## Run every test, the slow ones too
 
 test-slow: .venv/.synced ## Run only the slow tests (CI runs them after the fast ones)
 	$(PYTEST) -m slow
+
+notebook: .venv/.synced ## JupyterLab on notebooks/ (inspect_runs, inspect_model): http://127.0.0.1:8888
+	$(UVRUN) jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=8888
+
+chromium: ## Debian's headless chromium, for the notebook screenshots of the slow tests (CI runs it)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
 	$(UVRUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000
