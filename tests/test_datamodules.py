@@ -133,3 +133,32 @@ def test_mnist_offline_without_files_names_them(tmp_path: Path, mnist_dir: Path)
     assert all(name in message for name in MNIST_FILES[1:])
     assert MNIST_FILES[0] + "," not in message  # the file that is there is not named missing
     assert sorted(p.name for p in raw.iterdir()) == [MNIST_FILES[0]]  # nothing written
+
+
+def test_model_config_takes_its_numbers_from_the_data(tmp_path: Path) -> None:
+    """LHT's habit: a plain instantiate of a composed model config works, and what is
+    resolved (config tree, logged hyperparameters) holds the data's real numbers."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train.yaml", ["data.digits=[3,5,8]"], tmp_path)
+    model = hydra.utils.instantiate(cfg.model)
+    assert model.hparams.num_classes == 3
+    logits = model(torch.zeros(4, 1, 8, 8))
+    assert logits.shape == (4, 3)  # the net too was built for the three digits
+    resolved = OmegaConf.to_container(cfg.model, resolve=True)
+    assert resolved["net"]["input_shape"] == [1, 8, 8] and resolved["num_classes"] == 3
+    # an override still wins over the data
+    cfg = compose_config("train.yaml", ["model.net.lin1_size=7"], tmp_path)
+    assert OmegaConf.to_container(cfg.model, resolve=True)["net"]["lin1_size"] == 7
+    # a model the data cannot feed: one clear message
+    cfg = compose_config("train.yaml", ["data=diabetes"], tmp_path)
+    with pytest.raises(Exception) as error:
+        hydra.utils.instantiate(cfg.model)
+    from src.utils.errors import user_error_in
+
+    message = str(user_error_in(error.value))
+    assert "'num_classes'" in message and "DiabetesDataModule" in message
+    assert "do not go together" in message

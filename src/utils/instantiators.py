@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.callbacks.optuna_trial import trial_callbacks
+from src.data.spec import answer_with, build_datamodule
 from src.utils.checkpoint_io import with_atomic_checkpoints
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
@@ -74,6 +75,9 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
     heads) as ``???``; the data module knows them. A value given on the command
     line (``model.net.num_classes=5``) is kept.
     """
+    root = model_cfg._get_root()
+    if root is not model_cfg and isinstance(root.get("data"), DictConfig):
+        answer_with(root.data, datamodule)  # ${data_spec:...} asks this data module
     cfg = model_cfg.copy()
     spec = dict(getattr(datamodule, "spec", {}) or {})
     fill_from_data(cfg, spec)
@@ -99,7 +103,8 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
 def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     """Data module, model, callbacks, loggers and trainer of a run, in that order."""
     log.info(f"Instantiating datamodule <{cfg.data._target_}>")
-    datamodule: LightningDataModule = hydra.utils.instantiate(cfg.data)
+    # the data module that answers the model config's ${data_spec:...} values
+    datamodule: LightningDataModule = build_datamodule(cfg.data)
     model = instantiate_model(cfg.model, datamodule)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # a job of an Optuna sweep reports to its trial
