@@ -52,7 +52,7 @@ def score_adapter(
         enable_model_summary=False,
     )
     metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    return float(metrics[f"test/{module.selection_metric[0]}"])
+    return float(metrics[module.hparams.monitor.replace("val/", "test/", 1)])
 
 
 def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:

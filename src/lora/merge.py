@@ -22,7 +22,6 @@ rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.lora.base_weights import NET_PREFIX  # noqa: E402
 from src.lora.runs import LoRARun, without_lora  # noqa: E402
-from src.utils.checkpoints import best_checkpoint, read_checkpoint  # noqa: E402
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.utils.extras import extras  # noqa: E402
 from src.utils.logging_utils import RankedLogger  # noqa: E402
@@ -39,8 +38,7 @@ def merge(cfg: DictConfig) -> Path:
             f"{target} exists already: merge_lora never replaces a merged model. "
             "Pass overwrite=true to replace it."
         )
-    best = best_checkpoint(run.run_dir)
-    saved = read_checkpoint(best)
+    best, saved = run.checkpoint_path, run.checkpoint()
     module = run.adapted_module(run.datamodule())
     merged_net = module.net.merge_and_unload()
     state = {k: v for k, v in saved["state_dict"].items() if not k.startswith(NET_PREFIX)}

@@ -9,17 +9,15 @@ is what merging and fusing start from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import hydra
 from lightning import LightningDataModule, LightningModule
 from omegaconf import DictConfig, open_dict
 
 from src.lora.net import load_adapted
-from src.utils.checkpoints import run_config
 from src.utils.errors import UserInputError
-from src.utils.instantiators import instantiate_model
+from src.utils.training_run import TrainingRun
 
 # where callbacks.lora_adapter writes the adapter, inside the run directory
 ADAPTER_DIR = "adapter"
@@ -35,16 +33,16 @@ def without_lora(cfg: DictConfig) -> DictConfig:
 
 
 @dataclass(frozen=True)
-class LoRARun:
-    """A LoRA training run: its directory and saved config."""
-
-    run_dir: Path
-    cfg: DictConfig
+class LoRARun(TrainingRun):
+    """A LoRA training run: a ``TrainingRun`` with an adapter in ``<run_dir>/adapter/``."""
 
     @classmethod
-    def read(cls, run_dir: str | Path, trust: bool = False) -> LoRARun:
+    def read(
+        cls, run_dir: str | Path, ckpt_path: str | Path | None = None, trust: bool = False
+    ) -> LoRARun:
         """``trust``: skip the allow-list of the saved config's targets (trust_run_dir=true)."""
-        run = cls(Path(run_dir), run_config(run_dir, trust=trust))
+        base = TrainingRun.read(run_dir, ckpt_path, trust=trust)
+        run = cls(base.cfg, base.ckpt_path, base.run_dir)
         if run.cfg.model.get("lora") is None:
             raise UserInputError(
                 f"{run_dir} is not a LoRA run: its model config has no lora settings. Pass "
@@ -61,16 +59,9 @@ class LoRARun:
     def adapter_dir(self) -> Path:
         return self.run_dir / ADAPTER_DIR
 
-    @property
-    def name(self) -> str:
-        return self.run_dir.name
-
-    def datamodule(self) -> LightningDataModule:
-        return hydra.utils.instantiate(self.cfg.data)
-
     def plain_module(self, datamodule: LightningDataModule) -> LightningModule:
         """The run's task module without LoRA, its net fresh."""
-        return instantiate_model(without_lora(self.cfg).model, datamodule)
+        return replace(self, cfg=without_lora(self.cfg)).model(datamodule, weights=False)
 
     def adapted_module(
         self, datamodule: LightningDataModule, adapter_dir: Path | None = None

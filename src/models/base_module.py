@@ -8,8 +8,10 @@ A task module (classification, regression, multihead, LoRA) subclasses
 - ``make_metrics() -> MetricCollection`` (cloned per stage as ``train/``,
   ``val/`` and ``test/``), updated with ``(outputs, targets)`` in
   ``update_metrics``;
-- ``selection_metric``: the name of the validation metric tracked as
-  ``val/<name>_best`` and whether higher is better.
+- a default ``monitor`` (the validation metric that selects checkpoints, tracked
+  as ``<monitor>_best``) and ``mode`` for its constructor; the model config states
+  both (``model.monitor``, ``model.mode``) and the checkpoint and early-stopping
+  callbacks and ``optimized_metric`` interpolate them.
 
 Everything else lives here once: the optimizer and scheduler from Hydra
 partials, optional ``torch.compile``, logging, the best-so-far tracking that
@@ -33,6 +35,8 @@ from lightning import LightningModule
 from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
+
+from src.utils.errors import UserInputError
 
 
 def _rng_states() -> dict[str, Any]:
@@ -94,10 +98,10 @@ class BaseLitModule(LightningModule):
         criterion: the loss module.
         compile: compile the net with ``torch.compile`` before fitting.
         scheduler_monitor: the metric a ``ReduceLROnPlateau``-type scheduler watches.
+        monitor: the validation metric that selects checkpoints (``val/acc``),
+            logged also as its best so far (``val/acc_best``).
+        mode: ``max`` when higher ``monitor`` values are better, ``min`` otherwise.
     """
-
-    #: (metric name, "max" or "min"): tracked as ``val/<name>_best``
-    selection_metric: tuple[str, str] = ("loss", "min")
 
     def __init__(
         self,
@@ -107,8 +111,15 @@ class BaseLitModule(LightningModule):
         criterion: nn.Module | None = None,
         compile: bool = False,
         scheduler_monitor: str = "val/loss",
+        monitor: str = "val/loss",
+        mode: str = "min",
     ) -> None:
         super().__init__()
+        if not str(monitor).startswith("val/") or mode not in ("max", "min"):
+            raise UserInputError(
+                f"model.monitor={monitor} model.mode={mode}: the monitor must be a validation "
+                "metric (val/<name>, for example val/acc) and the mode max or min."
+            )
         # plain values only: modules and partials would be pickled into checkpoints
         self.save_hyperparameters(
             logger=False, ignore=["net", "optimizer", "scheduler", "criterion"]
@@ -121,7 +132,6 @@ class BaseLitModule(LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        name, mode = self.selection_metric
         self.val_best: Metric = MaxMetric() if mode == "max" else MinMetric()
         self.val_best.persistent(True)  # the best-so-far survives a resume
         self._loss_totals: dict[str, Tensor] = _LossTotals(self)
@@ -187,10 +197,13 @@ class BaseLitModule(LightningModule):
         if totals is not None and totals[1] > 0:
             # every process ran equally many, equally large batches: the mean of the
             # processes' means (sync_dist) is the mean over all samples
-            self.log(f"{stage}/loss", totals[0] / totals[1], prog_bar=True, sync_dist=True)
+            loss = totals[0] / totals[1]
+            self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
         # torchmetrics has synced its states already: the reduction changes nothing
         self.log_dict(values, prog_bar=stage != "train", sync_dist=True)
         metrics.reset()
+        if totals is not None and totals[1] > 0:
+            values[f"{stage}/loss"] = loss  # this process's mean: enough to track a best
         return values
 
     def on_train_epoch_end(self) -> None:
@@ -198,11 +211,17 @@ class BaseLitModule(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         values = self._log_epoch_metrics("val")
+        monitor = self.hparams.monitor
+        if monitor not in values:  # checked in the sanity check already: before any training
+            raise UserInputError(
+                f"model.monitor={monitor} is not a validation metric of "
+                f"{type(self).__name__}; it logs {sorted(values)}. Set model.monitor to one "
+                "of them (the callbacks and optimized_metric follow it)."
+            )
         if self.trainer.sanity_checking:
             return  # the sanity check's untrained model must not count as a best
-        name, _ = self.selection_metric
-        self.val_best.update(values[f"val/{name}"])
-        self.log(f"val/{name}_best", self.val_best.compute(), prog_bar=True, sync_dist=True)
+        self.val_best.update(values[monitor])
+        self.log(f"{monitor}_best", self.val_best.compute(), prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")

@@ -30,15 +30,14 @@ class ClassificationModule(BaseLitModule):
     Args:
         net: maps inputs to ``num_classes`` logits.
         num_classes: number of classes (filled from the data when ``???``).
-        optimizer, scheduler, compile, scheduler_monitor: see ``BaseLitModule``.
+        optimizer, scheduler, compile, scheduler_monitor, monitor, mode: see
+            ``BaseLitModule`` (the model config sets monitor and mode).
         criterion: the loss (cross-entropy when not given).
         class_weights: per-class weights of the loss: ``"auto"`` (``n / (k * count)``
             from the training split's class counts, counted when fitting starts),
             a list of ``num_classes`` positive numbers, or ``None`` (unweighted).
             They become the criterion's ``weight`` buffer, saved in checkpoints.
     """
-
-    selection_metric = ("acc", "max")
 
     def __init__(
         self,
@@ -49,6 +48,8 @@ class ClassificationModule(BaseLitModule):
         criterion: nn.Module | None = None,
         compile: bool = False,
         scheduler_monitor: str = "val/loss",
+        monitor: str = "val/acc",
+        mode: str = "max",
         class_weights: str | Sequence[float] | None = None,
     ) -> None:
         self.num_classes = num_classes
@@ -61,6 +62,8 @@ class ClassificationModule(BaseLitModule):
             criterion or nn.CrossEntropyLoss(),
             compile,
             scheduler_monitor,
+            monitor,
+            mode,
         )
         if class_weights is not None:
             # "auto": ones until setup("fit") counts the training split; a buffer in both

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from src.models.base_module import BaseLitModule
+from src.models.components.head_kinds import kind_of
 from src.models.components.head_metrics import HeadMetrics
-from src.models.components.head_objectives import head_loss, predicted_classes
 from src.models.components.head_specs import label_classes
 
 Outputs = dict[str, Tensor]
@@ -22,7 +22,7 @@ class MultiheadModule(BaseLitModule):
 
     The net maps ``(x, levels)`` to ``{head name: output}`` (see
     ``components.heads``). The loss is the sum over heads of ``loss_weights``
-    times each head's loss (``components.head_objectives``: cross-entropy,
+    times each head's loss (``components.head_kinds``: cross-entropy,
     ordinal or normalised regression). Logs ``{stage}/loss``,
     ``{stage}/<head>/acc`` or ``/mae`` (parameter units), ``{stage}/score``
     and ``val/score_best`` (``components.head_metrics``).
@@ -30,12 +30,11 @@ class MultiheadModule(BaseLitModule):
     Args:
         net: maps ``(x, levels)`` to one output per head, built from ``heads``.
         heads: the head specs (filled from the data when ``???``).
-        optimizer, scheduler, compile, scheduler_monitor: see ``BaseLitModule``.
+        optimizer, scheduler, compile, scheduler_monitor, monitor, mode: see
+            ``BaseLitModule`` (the model config sets monitor and mode).
         loss_weights: head name -> weight of its loss; heads not named weigh 1.
         ordinal_ce: weight of the cross-entropy term in an ordinal head's loss.
     """
-
-    selection_metric = ("score", "max")
 
     def __init__(
         self,
@@ -47,6 +46,8 @@ class MultiheadModule(BaseLitModule):
         ordinal_ce: float = 0.1,
         compile: bool = False,
         scheduler_monitor: str = "val/loss",
+        monitor: str = "val/score",
+        mode: str = "max",
     ) -> None:
         # plain data, not Hydra's containers: save_hyperparameters stores these very
         # locals, and a checkpoint must load with torch.load(weights_only=True)
@@ -60,7 +61,7 @@ class MultiheadModule(BaseLitModule):
             )
         self.heads = heads
         self.weights = [loss_weights.get(head["name"], 1.0) for head in heads]
-        super().__init__(net, optimizer, scheduler, None, compile, scheduler_monitor)
+        super().__init__(net, optimizer, scheduler, None, compile, scheduler_monitor, monitor, mode)
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"heads": HeadMetrics(self.heads)}, compute_groups=False)
@@ -76,7 +77,8 @@ class MultiheadModule(BaseLitModule):
         y = batch[1]
         outputs = self.net(*self.net_inputs(batch))
         loss = sum(
-            weight * head_loss(head, outputs[head["name"]], y[:, i], self.hparams.ordinal_ce)
+            weight
+            * kind_of(head).loss(head, outputs[head["name"]], y[:, i], self.hparams.ordinal_ce)
             for i, (head, weight) in enumerate(zip(self.heads, self.weights, strict=True))
         )
         return loss, outputs, y
@@ -86,10 +88,10 @@ class MultiheadModule(BaseLitModule):
     ) -> dict[str, tuple[Tensor, Tensor, int]]:
         return {
             head["name"]: (
-                predicted_classes(head, outputs[head["name"]]),
+                kind_of(head).predicted_classes(head, outputs[head["name"]]),
                 label_classes(targets[:, i], head),
                 head["num_classes"],
             )
             for i, head in enumerate(self.heads)
-            if head["kind"] != "regression"
+            if kind_of(head).predicts_classes
         }

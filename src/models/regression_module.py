@@ -31,12 +31,11 @@ class RegressionModule(BaseLitModule):
         target_names: the targets' names (filled from the data when ``???``).
         target_mean, target_std: the training targets' mean and standard
             deviation, per target (filled from the data when ``???``).
-        optimizer, scheduler, compile, scheduler_monitor: see ``BaseLitModule``.
+        optimizer, scheduler, compile, scheduler_monitor, monitor, mode: see
+            ``BaseLitModule`` (the model config sets monitor and mode).
         criterion: the loss on standardised targets (mean squared error when
             not given; ``model/criterion=huber`` or ``l1`` for others).
     """
-
-    selection_metric = ("r2", "max")
 
     def __init__(
         self,
@@ -49,6 +48,8 @@ class RegressionModule(BaseLitModule):
         criterion: nn.Module | None = None,
         compile: bool = False,
         scheduler_monitor: str = "val/loss",
+        monitor: str = "val/r2",
+        mode: str = "max",
     ) -> None:
         # plain lists, not Hydra's ListConfig: save_hyperparameters stores these very
         # locals, and a checkpoint must load with torch.load(weights_only=True)
@@ -61,8 +62,9 @@ class RegressionModule(BaseLitModule):
                 f"{len(target_std)} standard deviations"
             )
         self.target_names = target_names
+        criterion = criterion or nn.MSELoss()
         super().__init__(
-            net, optimizer, scheduler, criterion or nn.MSELoss(), compile, scheduler_monitor
+            net, optimizer, scheduler, criterion, compile, scheduler_monitor, monitor, mode
         )
         self.register_buffer("target_mean", torch.tensor(target_mean))
         self.register_buffer("target_std", torch.tensor(target_std))

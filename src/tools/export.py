@@ -27,12 +27,10 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.eval import adopt_run_config  # noqa: E402
-from src.utils.checkpoints import check_checkpoint_fits, read_checkpoint  # noqa: E402
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.utils.extras import extras  # noqa: E402
-from src.utils.instantiators import instantiate_model  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
+from src.utils.training_run import TrainingRun  # noqa: E402
 
 
 def output_names(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[str]:
@@ -88,14 +86,9 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     import onnx
     import onnxruntime
 
-    if cfg.get("run_dir"):
-        adopt_run_config(cfg)
-    if not cfg.get("ckpt_path"):
-        raise UserInputError("Give a checkpoint to export: ckpt_path=<file.ckpt> or run_dir=<run>.")
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = instantiate_model(cfg.model, datamodule)
-    check_checkpoint_fits(cfg.ckpt_path, model)
-    model.load_state_dict(read_checkpoint(cfg.ckpt_path)["state_dict"])
+    run = TrainingRun.of(cfg, "export")
+    datamodule = run.datamodule()
+    model = run.model(datamodule)
     net = model.net.eval()
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -142,7 +135,7 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 "speedup": torch_s / onnx_s,
             }
     report = {
-        "checkpoint": str(cfg.ckpt_path),
+        "checkpoint": str(run.checkpoint_path),
         "onnx_file": str(path),
         "opset": cfg.opset,
         "test_samples": len(pool),

@@ -25,12 +25,10 @@ rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 from src.data.components.batches import tensor_loader  # noqa: E402  (needs the root)
 from src.data.components.tables import read_table  # noqa: E402
 from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
-from src.eval import adopt_run_config  # noqa: E402
-from src.utils.checkpoints import check_checkpoint_fits, read_checkpoint  # noqa: E402
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.utils.extras import extras  # noqa: E402
-from src.utils.instantiators import instantiate_model  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
+from src.utils.training_run import TrainingRun  # noqa: E402
 
 PREFIX = "predicted_"  # prediction columns: predicted_<target>
 
@@ -76,36 +74,21 @@ def restore(cfg: DictConfig) -> tuple[RegressionDataModule, LightningModule]:
     Nothing is fitted and no training data are read: the scaling, the names and
     the input shape the model is built from all come from the checkpoint.
     """
-    checkpoint = read_checkpoint(cfg.ckpt_path)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    run = TrainingRun.of(cfg, "predict with")
+    datamodule = run.datamodule()
     if not isinstance(datamodule, RegressionDataModule):
         raise UserInputError(
             f"predict.py predicts regression targets; data={type(datamodule).__name__} is not "
             "a regression data set (tabular, diabetes, signals)."
         )
-    key = type(datamodule).__qualname__
-    if key not in checkpoint:
-        raise UserInputError(
-            f"Checkpoint {cfg.ckpt_path} holds no scaling of {key}: it was trained on other "
-            "data. Pass run_dir=<its training run>, or the data=... it was trained with."
-        )
-    datamodule.load_state_dict(checkpoint[key])
-    model = instantiate_model(cfg.model, datamodule)
-    check_checkpoint_fits(cfg.ckpt_path, model)
-    model.load_state_dict(checkpoint["state_dict"])
-    return datamodule, model
+    run.load_datamodule_state(datamodule)
+    return datamodule, run.model(datamodule)
 
 
 @task_wrapper
 def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Predict the rows of ``cfg.input`` (or ``cfg.features``). Returns (metrics: none,
     objects), the rows with their predictions as ``objects["predictions"]``."""
-    if cfg.get("run_dir"):
-        adopt_run_config(cfg)
-    if not cfg.get("ckpt_path"):
-        raise UserInputError(
-            "Give the model to predict with: run_dir=<training run> or ckpt_path=<file.ckpt>."
-        )
     if (cfg.get("input") is None) == (cfg.get("features") is None):
         raise UserInputError("Give the rows to predict: input=<table> or +features=[...].")
     output = output_path(cfg) if cfg.get("input") is not None else None

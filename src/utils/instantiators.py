@@ -84,11 +84,11 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
     left = missing_keys(cfg, "model")
     if left:
         raise UserInputError(
-            f"The model {cfg.get('_target_', '?').rsplit('.', 1)[-1]} takes "
-            f"{', '.join(left)} from the data, and the data module {type(datamodule).__name__} "
-            f"does not provide them (it provides {sorted(spec) or 'nothing'}): this model and "
-            "this data do not go together. Choose a model made for this data (model=...), or "
-            f"set the values on the command line ({left[0]}=...)."
+            f"{', '.join(left)} must be set: the data module {type(datamodule).__name__} "
+            f"provides only {sorted(spec) or 'nothing'}. Set it on the command line "
+            f"({left[0]}=...); or, where the data should provide it, choose a model made for "
+            f"this data (model=...): {cfg.get('_target_', '?').rsplit('.', 1)[-1]} and "
+            f"{type(datamodule).__name__} may not go together."
         )
     log.info(f"Instantiating model <{cfg._target_}>")
     with open_dict(cfg):

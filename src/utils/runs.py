@@ -239,18 +239,11 @@ def load_run(
     ``checkpoint`` defaults to the run's best one. Loads with ``weights_only=True``;
     ``trust=True`` skips the allow-list of the run config's targets (your own runs).
     """
-    import hydra
+    from src.utils.training_run import TrainingRun
 
-    from src.utils.checkpoints import best_checkpoint, read_checkpoint, run_config
-    from src.utils.instantiators import instantiate_model
-
-    run_dir = Path(run_dir)
-    cfg = run_config(run_dir, trust=trust)  # refuses targets outside the allow-list
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = instantiate_model(cfg.model, datamodule)
-    state = read_checkpoint(checkpoint or best_checkpoint(run_dir))["state_dict"]
-    model.load_state_dict(state)
-    return model.eval(), datamodule
+    run = TrainingRun.read(run_dir, checkpoint, trust=trust)  # allow-listed targets only
+    datamodule = run.datamodule()
+    return run.model(datamodule).eval(), datamodule
 
 
 def open_mlflow(log_dir: str | Path = "logs") -> pd.DataFrame | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from src.models.components.head_specs import HEAD_KINDS, LABEL_LEVELS
+from src.models.components.head_kinds import HEAD_KINDS
+from src.models.components.head_specs import LABEL_LEVELS
 from src.utils.errors import UserInputError
 
 
@@ -33,7 +34,7 @@ def head_specs(
         kind = head_kinds.get(name, head_kind)
         if kind not in HEAD_KINDS:
             raise UserInputError(
-                f"Head kind {kind!r} for {name} is not one of {HEAD_KINDS} "
+                f"Head kind {kind!r} for {name} is not one of {tuple(HEAD_KINDS)} "
                 "(data.head_kind / data.head_kinds)."
             )
         mapping = info["parameter_mappings"][name]

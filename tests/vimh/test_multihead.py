@@ -11,8 +11,8 @@ import hydra
 import pytest
 import torch
 
+from src.models.components.head_kinds import head_loss, predicted_values
 from src.models.components.head_metrics import HeadMetrics
-from src.models.components.head_objectives import head_loss, predicted_values
 from src.models.components.head_specs import label_classes, label_values
 from src.train import train
 from src.utils.instantiators import fill_from_data

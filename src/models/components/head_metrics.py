@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from src.models.components.head_objectives import predicted_classes, predicted_values
+from src.models.components.head_kinds import kind_of
 from src.models.components.head_specs import label_classes, label_values
 
 
@@ -41,11 +41,11 @@ class HeadMetrics(Metric):
     def update(self, outputs: dict[str, Tensor], labels: Tensor) -> None:
         """Outputs {head name: (N, outputs)} against label bytes (N, heads)."""
         for i, head in enumerate(self.heads):
-            output, column = outputs[head["name"]], labels[:, i]
-            if head["kind"] != "regression":
-                hits = predicted_classes(head, output) == label_classes(column, head)
+            output, column, kind = outputs[head["name"]], labels[:, i], kind_of(head)
+            if kind.predicts_classes:
+                hits = kind.predicted_classes(head, output) == label_classes(column, head)
                 self.correct[i] += hits.sum()
-            error = predicted_values(head, output) - label_values(column, head)
+            error = kind.predicted_values(head, output) - label_values(column, head)
             self.abs_error[i] += error.abs().sum()
         self.samples += len(labels)
 
@@ -55,13 +55,11 @@ class HeadMetrics(Metric):
         values: dict[str, Tensor] = {}
         terms = []
         for i, head in enumerate(self.heads):
-            name = head["name"]
-            if head["kind"] != "regression":
+            name, kind = head["name"], kind_of(head)
+            if kind.predicts_classes:
                 values[f"{name}/acc"] = accuracy[i]
-                terms.append(accuracy[i])
-            if head["kind"] != "classification":
+            if kind.reports_mae:
                 values[f"{name}/mae"] = mae[i]
-            if head["kind"] == "regression":
-                terms.append(1 - mae[i] / (head["max"] - head["min"]))
+            terms.append(kind.score(head, accuracy[i], mae[i]))
         values["score"] = torch.stack(terms).mean()
         return values

@@ -8,8 +8,8 @@ saved with them)::
 
 ``num_classes`` is how many distinct values the label can take: the grid
 ``round((max - min) / step) + 1`` when the parameter has a ``step``, otherwise
-256 (one per label byte). Classification and ordinal heads predict that many
-classes; a regression head predicts one value in ``[min, max]``.
+256 (one per label byte). What a head of each ``kind`` predicts from them:
+``src.models.components.head_kinds``.
 
 The label byte ``q`` of a value ``x`` is ``floor(255 (x - min) / (max - min))``
 (``vimh.encode_labels``). ``label_classes`` and ``label_values`` undo it: the
@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-HEAD_KINDS = ("classification", "ordinal", "regression")
 LABEL_LEVELS = 256
 
 

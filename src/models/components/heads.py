@@ -26,13 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from src.models.components.head_kinds import kind_of
+
 #: the columns of a VIMH batch's ``levels``: spec_min_db and spec_max_db
 NUM_LEVELS = 2
-
-
-def output_size(head: dict[str, Any]) -> int:
-    """Outputs of a head: one logit per class, or one value for a regression head."""
-    return 1 if head["kind"] == "regression" else int(head["num_classes"])
 
 
 class OutputHeads(nn.Module):
@@ -68,7 +65,7 @@ class OutputHeads(nn.Module):
         )
         self.outputs = nn.ModuleDict(
             {
-                name: nn.Linear(hidden_size, output_size(h))
+                name: nn.Linear(hidden_size, kind_of(h).output_size(h))
                 for name, h in zip(names, heads, strict=True)
             }
         )

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from src.utils.errors import UserInputError
+
 
 class ResidualBlock1D(nn.Module):
     """conv-BN-ReLU-conv-BN added to the block's input, then ReLU.
@@ -63,15 +65,23 @@ class ResidualCNN1D(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if len(input_shape) != 2:
+            raise UserInputError(
+                f"ResidualCNN1D takes sequences of shape (channels, length); the data give "
+                f"samples of shape {tuple(input_shape)}. Use it with sequence data (data=signals), "
+                "or a model made for this data (model=regression_mlp for table rows)."
+            )
         in_channels, length = (int(n) for n in input_shape)
         if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd to keep the length, got {kernel_size}")
+            raise UserInputError(
+                f"model.net.kernel_size must be odd to keep the length, got {kernel_size}."
+            )
         strides = [
             2 if downsample_every and (i + 1) % downsample_every == 0 else 1
             for i in range(num_blocks)
         ]
         if length < 2 ** strides.count(2):
-            raise ValueError(
+            raise UserInputError(
                 f"ResidualCNN1D halves the length {strides.count(2)} times, which needs "
                 f"sequences of at least {2 ** strides.count(2)} samples, got {length}: "
                 "raise model.net.downsample_every or use fewer blocks."
