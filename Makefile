@@ -31,7 +31,7 @@ $(UV_PRIVATE):
 	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh \
 	train-quick-convnext tqcn t train-mps trainmps tmps train-cnn trc train-vit-small trvs train-convnext-small trcns \
 	experiment-vimh-16k evimh16k experiment-vimh-stk evimhstk data-stk data-moog-resonance data-clean dclean tensorboard tb \
-	activate deactivate
+	activate deactivate diagram-text td diagram-graph tds diagram-all tda diagram-compare tdss graphviz
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -56,6 +56,9 @@ test-slow: .venv/.synced ## Run only the slow tests (CI runs them after the fast
 
 notebook: .venv/.synced ## JupyterLab on notebooks/ (inspect_runs, inspect_model): http://127.0.0.1:8888
 	$(UVRUN) jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=8888
+
+pre-commit: .venv/.synced ## Run the pre-commit hooks (ruff, whitespace, YAML/TOML, large files) on every file
+	$(UVRUN) pre-commit run --all-files
 
 chromium: ## Debian's headless chromium, for the notebook screenshots of the slow tests (CI runs it)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
@@ -85,6 +88,35 @@ bs-find: .venv/.synced ## Largest batch size that trains: make bs-find ARGS="exp
 
 summary: .venv/.synced ## Parameters per layer, shapes and FLOPs of a model: make summary ARGS="model=cnn"
 	$(UVRUN) python src/tools/summary.py $(ARGS)
+
+# NSMT's architecture diagrams (configs/diagrams.yaml), written to logs/diagrams/; the VIMH
+# nets on simple_saw notes unless ARGS says otherwise (ARGS="model=vimh_vit_38k", "experiment=...")
+DIAGRAMS = $(UVRUN) python src/tools/diagrams.py experiment=vimh_cnn data.generate=true
+
+diagram-text: .venv/.synced ## Text diagram of one model: layers, shapes, parameters, FLOPs (make td ARGS="model=vimh_cnn_16k")
+	$(DIAGRAMS) diagram=text $(ARGS)
+
+td: diagram-text ## Shortcut for diagram-text (NSMT)
+
+diagram-graph: .venv/.synced graphviz ## Graphical diagram of one model as SVG and PNG (torchview; make tds ARGS="model=...")
+	$(DIAGRAMS) diagram=graph $(ARGS)
+
+tds: diagram-graph ## Shortcut for diagram-graph (NSMT)
+
+diagram-all: .venv/.synced graphviz ## Text and graphical diagrams of every VIMH architecture (make tda)
+	$(DIAGRAMS) diagram=all $(ARGS)
+
+tda: diagram-all ## Shortcut for diagram-all (NSMT)
+
+diagram-compare: .venv/.synced ## The architectures side by side on one sample: parameters, shapes, FLOPs (make tdss)
+	$(DIAGRAMS) diagram=compare $(ARGS)
+
+tdss: diagram-compare ## Shortcut for diagram-compare (NSMT)
+
+graphviz: ## Install Graphviz's dot (the graphical diagrams need it) if it is missing (Debian/Ubuntu: apt-get)
+	@command -v dot >/dev/null || { command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq graphviz; } || \
+		{ echo "Install Graphviz (dot) with your package manager (macOS: brew install graphviz)"; exit 1; }; }
 
 export: .venv/.synced ## Export a run's net to ONNX, check it against PyTorch: make export RUN=logs/train/runs/<run>
 	$(UVRUN) python src/tools/export.py run_dir=$(RUN) $(ARGS)
