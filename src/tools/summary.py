@@ -7,6 +7,8 @@ FLOPs are those of training. Nothing is trained or written besides the log.
 
 from __future__ import annotations
 
+from typing import Any
+
 import hydra
 import rootutils
 from omegaconf import DictConfig
@@ -17,17 +19,32 @@ from src.utils.errors import exit_on_user_error  # noqa: E402
 from src.utils.instantiators import instantiate_model  # noqa: E402
 
 
-def summarize(cfg: DictConfig) -> str:
-    from lightning.pytorch.utilities.model_summary import ModelSummary
-
+def example_data(cfg: DictConfig) -> tuple[Any, Any]:
+    """The configured data module, set up for fitting, and its first training batch."""
     datamodule = hydra.utils.instantiate(cfg.data)
-    model = instantiate_model(cfg.model, datamodule)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    batch = next(iter(datamodule.train_dataloader()))
+    return datamodule, next(iter(datamodule.train_dataloader()))
+
+
+def example_model(
+    cfg: DictConfig, model_cfg: DictConfig | None = None, data: tuple[Any, Any] | None = None
+) -> Any:
+    """The configured model (``model_cfg``, else ``cfg.model``), untrained, in eval mode,
+    with ``example_input_array`` set to the net's inputs from the first
+    ``cfg.example_batch_size`` samples of a real batch (of ``data``, when given)."""
+    datamodule, batch = example_data(cfg) if data is None else data
+    model = instantiate_model(cfg.model if model_cfg is None else model_cfg, datamodule)
     inputs = tuple(t[: cfg.example_batch_size] for t in model.net_inputs(batch))
     model.example_input_array = inputs if len(inputs) > 1 else inputs[0]
-    model.eval()
+    return model.eval()
+
+
+def summarize(cfg: DictConfig, model: Any = None) -> str:
+    """The per-layer table of ``model`` (built from ``cfg`` when not given)."""
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    model = example_model(cfg) if model is None else model
     return str(ModelSummary(model, max_depth=cfg.depth))
 
 
