@@ -79,6 +79,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | list[float] | None:
+    from src.utils.config_checks import check_config
+
+    check_config(cfg)  # types and ranges, before anything heavy is imported
     from src.utils.extras import extras
     from src.utils.loggers import report_optimized_metric
     from src.utils.logging_utils import count_parameters
