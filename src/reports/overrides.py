@@ -79,6 +79,19 @@ def value_overrides(target: dict, have: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def ran_with(trial: Any) -> list[str]:
+    """The overrides the trial's job got: its sweep's command line and its parameters.
+
+    The sweeper keeps them as the ``overrides`` user attribute; the earlier sweeper
+    (hydra-optuna-sweeper's loop) kept each command-line value as a string attribute.
+    """
+    line = trial.user_attrs.get("overrides")
+    if isinstance(line, list):
+        return [str(override) for override in line]
+    fixed = [f"{k}={v}" for k, v in trial.user_attrs.items() if isinstance(v, str)]
+    return fixed + [f"{k}={v}" for k, v in trial.params.items()]
+
+
 def trial_overrides(trial: Any, search: str) -> tuple[list[str], DictConfig]:
     """The overrides of ``src/train.py`` that compose exactly what ``trial`` ran, and that config.
 
@@ -88,12 +101,21 @@ def trial_overrides(trial: Any, search: str) -> tuple[list[str], DictConfig]:
     what the search config set: its group choices (base experiment first), then
     any value that still differs.
     """
-    fixed = {k: v for k, v in trial.user_attrs.items() if isinstance(v, str)}
-    search = fixed.pop("hparams_search", search)
-    own = [f"{k}={v}" for k, v in fixed.items()] + [f"{k}={v}" for k, v in trial.params.items()]
+    own = []
+    for override in ran_with(trial):
+        key, _, value = override.partition("=")
+        if key == "hparams_search":
+            search = value
+        else:
+            own.append(override)
     target = compose_train([f"hparams_search={search}", *own])
     wanted, content = group_choices(target), job_part(target)
-    extra: list[str] = []
+    # the base experiment first: the trial's own group overrides (model/criterion=huber)
+    # may name groups only its defaults bring in
+    base = wanted.get("experiment")
+    extra = (
+        [f"experiment={base}"] if base and not any(o.startswith("experiment=") for o in own) else []
+    )
     for _ in range(8):  # the experiment first: its own defaults move other groups
         have = group_choices(line := compose_train([*extra, *own]))
         differ = {

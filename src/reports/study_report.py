@@ -14,28 +14,27 @@ STUDY=digits_optuna``) opens the study that search config names
 - ``experiment/<study>_best.yaml``: the same as an experiment config, to copy
   into ``configs/experiment/`` or to use where it is (the line is printed);
 - HTML plots (plotly; ``plotly.min.js`` once beside them, so they open offline):
-  optimization history, parameter importances, slices, parallel coordinates;
-- ``report.json``: trial counts, directions, the best trial, the importances.
+  optimization history, parameter importances, slices, parallel coordinates,
+  contours, and ``index.html``, which links them all and lists every trial with
+  its state, values, run directory and MLflow run id (``src/reports/study_plots.py``);
+- ``report.json``: trial counts, directions, the best trial, the importances, the runs.
 
 A multi-objective study has no single best: the report holds its Pareto front
 (one line and one experiment per trial on it, ``pareto_front.html``, and each
 plot per objective). ``trial=N`` reports trial N instead. ``train_best=true``
 (``make train-best``) then runs the line with ``src/train.py``.
 
-Parameter importances are the mean decrease in impurity of a random forest
-fitted to the complete trials (Optuna's ``MeanDecreaseImpurityImportanceEvaluator``):
-Optuna 2.10's default, fANOVA, fails on NumPy 2 ("setting an array element with
-a sequence").
+Parameter importances are fANOVA's (Optuna's default evaluator): the share of
+the objective's variance each parameter explains, in a random forest fitted to
+the complete trials.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,17 @@ from src.reports.overrides import (  # noqa: E402
     experiment_yaml,
     trial_overrides,
 )
+from src.reports.study_plots import (  # noqa: E402
+    IMPORTANCE,
+    importances,
+    slug,
+    trial_runs,
+    write_index,
+    write_plots,
+)
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 
 CONFIGS = ROOT / "configs"
-IMPORTANCE = "mean decrease in impurity (random forest)"
 
 
 # an override value Hydra reads back as this very string without quotes
@@ -141,58 +147,6 @@ def objective_names(cfg: DictConfig, n: int) -> list[str]:
     )
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^\w\-]+", "_", name).strip("_") or "study"
-
-
-def importances(study: Any, names: list[str], seed: int) -> dict[str, Any]:
-    """Each objective's parameter importances (None with fewer than 2 complete trials)."""
-    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
-    from optuna.trial import TrialState
-
-    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
-        return dict.fromkeys(names)
-    multi = len(names) > 1
-    return {
-        name: dict(
-            get_param_importances(
-                study,
-                evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=seed),
-                target=(lambda t, i=i: t.values[i]) if multi else None,
-            )
-        )
-        for i, name in enumerate(names)
-    }
-
-
-def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool) -> list[str]:
-    """The HTML plots; ``ranked``: importances can be computed (2 complete trials or more)."""
-    from optuna import visualization as vis
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator
-
-    warnings.filterwarnings("ignore", category=ExperimentalWarning)  # plot_pareto_front's
-    multi = len(names) > 1
-    figures = {}
-    if multi and len(names) <= 3:
-        figures["pareto_front"] = vis.plot_pareto_front(study, target_names=names)
-    for i, name in enumerate(names):
-        on = {"target": (lambda t, i=i: t.values[i]) if multi else None, "target_name": name}
-        suffix = f"_{slug(name)}" if multi else ""
-        figures[f"optimization_history{suffix}"] = vis.plot_optimization_history(study, **on)
-        if ranked:
-            evaluator = MeanDecreaseImpurityImportanceEvaluator(seed=seed)
-            figures[f"param_importances{suffix}"] = vis.plot_param_importances(
-                study, evaluator=evaluator, **on
-            )
-        figures[f"slice{suffix}"] = vis.plot_slice(study, **on)
-        figures[f"parallel_coordinate{suffix}"] = vis.plot_parallel_coordinate(study, **on)
-    for name, figure in figures.items():
-        figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")
-        figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
-    return [f"{name}.html" for name in figures]
-
-
 def study_report(cfg: DictConfig) -> dict[str, Any]:
     """Write the report of the study ``cfg`` names; return what ``report.json`` holds."""
     from hydra.core.hydra_config import HydraConfig
@@ -252,6 +206,7 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
 
     ranked = importances(study, names, cfg.importance_seed)
     plots = write_plots(study, out, names, cfg.importance_seed, ranked[names[0]] is not None)
+    runs = trial_runs(study)
     lines = [f"# trial {b['number']}: {b['values']}\n{b['command']}\n" for b in best]
     (out / "overrides.txt").write_text("".join(lines))
     report = {
@@ -266,8 +221,11 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
         "importance": IMPORTANCE,
         "importances": ranked,
         "plots": plots,
+        "index": "index.html",
+        "runs": runs,
         "report_dir": str(out),
     }
+    write_index(out, report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print_report(report, out)
     return report
@@ -294,7 +252,9 @@ def print_report(report: dict[str, Any], out: Path) -> None:
         else:
             shares = ", ".join(f"{p} {v:.2f}" for p, v in ranked.items())
             print(f"Parameter importances for {name} ({IMPORTANCE}): {shares}")
-    print(f"Report: {out} (overrides.txt, experiment/, report.json, {len(report['plots'])} plots)")
+    print(
+        f"Report: {out / 'index.html'} ({len(report['plots'])} plots, overrides.txt, experiment/)"
+    )
 
 
 def train_with(best: dict[str, Any], train_args: str) -> None:

@@ -13,9 +13,16 @@ import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from src.reports.overrides import compose_train, experiment_yaml, job_part, override_value
+from src.reports.overrides import (
+    compose_train,
+    experiment_yaml,
+    job_part,
+    override_value,
+    trial_overrides,
+)
 from src.reports.study_report import study_report
 from src.utils.errors import UserInputError
 from tests.conftest import compose_config, run_cli
@@ -97,11 +104,21 @@ def test_report_of_a_real_sweep(sweep: dict, tmp_path: Path, capsys) -> None:
 
     # the plots, with the trials' data in them, and plotly.js once beside them
     assert sorted(report["plots"]) == [
+        "contour.html",
+        "intermediate_values.html",  # the jobs reported val/acc_best every epoch
         "optimization_history.html",
         "parallel_coordinate.html",
         "param_importances.html",
         "slice.html",
     ]
+    # one index page links every plot, and every trial to the run the sweep made for it
+    index = (out / "index.html").read_text()
+    assert all(f'href="{plot}"' in index for plot in report["plots"])
+    assert set(report["runs"]) == {str(t.number) for t in study.trials}
+    for number, run in report["runs"].items():
+        assert Path(run["run_dir"]) == sweep["multirun"] / number
+        assert json.loads((Path(run["run_dir"]) / "run_status.json").read_text())["status"]
+        assert Path(run["run_dir"]).resolve().as_uri() in index
     for plot in report["plots"]:
         html = (out / plot).read_text()
         assert len(html) > 5000 and 'src="plotly.min.js"' in html, plot
@@ -163,7 +180,8 @@ def test_pareto_front_of_a_multi_objective_study(sweep: dict, tmp_path: Path) ->
         assert (out / "experiment" / f"digits_pareto_trial{best['number']}.yaml").is_file()
     assert len((out / "overrides.txt").read_text().splitlines()) == 2 * len(front)
     assert "pareto_front.html" in report["plots"]
-    for name in ("optimization_history", "param_importances", "slice", "parallel_coordinate"):
+    names = ("optimization_history", "param_importances", "slice", "parallel_coordinate", "contour")
+    for name in names:
         for objective in ("val_acc_best", "width"):
             assert (out / f"{name}_{objective}.html").stat().st_size > 5000
 
@@ -241,6 +259,39 @@ def test_experiment_yaml_composes_like_its_overrides(tmp_path: Path) -> None:
     composed = compose_train(["experiment=mine", f"hydra.searchpath=[file://{tmp_path}]"])
     assert job_part(composed) == job_part(line)
     assert composed.trainer.gradient_clip_val == 0.5 and composed.get("logger") is None
+
+
+def test_a_trial_of_a_search_whose_base_experiment_brings_its_groups(tmp_path: Path) -> None:
+    """diabetes_optuna searches model/criterion, a group only its base experiment
+    (diabetes_mlp) has: the trial's line composes with the experiment first."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(study_name="diabetes_optuna", storage=storage)
+    params = {"model/criterion": "huber", "model.optimizer.lr": 0.002}
+    study.add_trial(
+        create_trial(
+            params=params,
+            distributions={
+                "model/criterion": CategoricalDistribution(["mse", "huber", "l1"]),
+                "model.optimizer.lr": FloatDistribution(0.0003, 0.03, log=True),
+            },
+            value=0.4,
+            # what the sweeper records: the job's overrides, the sweep's command line last
+            user_attrs={
+                "overrides": [
+                    "model/criterion=huber",
+                    "model.optimizer.lr=0.002",
+                    "hparams_search=diabetes_optuna",
+                    "trainer.max_epochs=3",
+                ],
+                "run_dir": str(tmp_path / "run"),
+            },
+        )
+    )
+    overrides, line = trial_overrides(study.trials[0], "diabetes_optuna")
+    assert overrides[0] == "experiment=diabetes_mlp"
+    assert "hparams_search=diabetes_optuna" not in overrides
+    assert line.hydra.runtime.choices["model/criterion"] == "huber"
+    assert line.model.optimizer.lr == 0.002 and line.trainer.max_epochs == 3
 
 
 @pytest.mark.parametrize(

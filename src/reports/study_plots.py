@@ -1,0 +1,134 @@
+"""The plots, importances and index page of a study report (``src/reports/study_report.py``).
+
+Every plot is one offline HTML file (``plotly.min.js`` once beside them);
+``index.html`` links them and lists each trial with its state, values, run
+directory and MLflow run id (the user attributes the sweeper and its jobs record).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+IMPORTANCE = "fANOVA (variance explained, random forest)"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^\w\-]+", "_", name).strip("_") or "study"
+
+
+def targets(names: list[str]) -> list[tuple[str, Any, str]]:
+    """(objective name, Optuna ``target`` function or None, plot file suffix) per objective."""
+    if len(names) == 1:
+        return [(names[0], None, "")]
+    return [(n, (lambda t, i=i: t.values[i]), f"_{slug(n)}") for i, n in enumerate(names)]
+
+
+def importances(study: Any, names: list[str], seed: int) -> dict[str, Any]:
+    """Each objective's parameter importances (None with fewer than 2 complete trials)."""
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    from optuna.trial import TrialState
+
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
+        return dict.fromkeys(names)
+    return {
+        name: {
+            param: float(share)
+            for param, share in get_param_importances(
+                study, evaluator=FanovaImportanceEvaluator(seed=seed), target=target
+            ).items()
+        }
+        for name, target, _ in targets(names)
+    }
+
+
+def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool) -> list[str]:
+    """The HTML plots; ``ranked``: importances can be computed (2 complete trials or more)."""
+    from optuna import visualization as vis
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.importance import FanovaImportanceEvaluator
+
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)  # plot_pareto_front's
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    searched = {param for trial in complete for param in trial.params}
+    figures = {}
+    if len(names) > 1 and len(names) <= 3:
+        figures["pareto_front"] = vis.plot_pareto_front(study, target_names=names)
+    for name, target, suffix in targets(names):
+        on = {"target": target, "target_name": name}
+        figures[f"optimization_history{suffix}"] = vis.plot_optimization_history(study, **on)
+        if ranked:
+            evaluator = FanovaImportanceEvaluator(seed=seed)
+            figures[f"param_importances{suffix}"] = vis.plot_param_importances(
+                study, evaluator=evaluator, **on
+            )
+        figures[f"slice{suffix}"] = vis.plot_slice(study, **on)
+        figures[f"parallel_coordinate{suffix}"] = vis.plot_parallel_coordinate(study, **on)
+        if len(searched) > 1:  # a contour per pair of parameters
+            figures[f"contour{suffix}"] = vis.plot_contour(study, **on)
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        figures["intermediate_values"] = vis.plot_intermediate_values(study)
+    for name, figure in figures.items():
+        figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")
+        figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
+    return [f"{name}.html" for name in figures]
+
+
+def trial_runs(study: Any) -> dict[str, dict[str, Any]]:
+    """Every trial's state, values and where its run is, by trial number."""
+    runs = {}
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        runs[str(trial.number)] = {
+            "state": trial.state.name.lower(),
+            "values": trial.values,
+            "run_dir": attrs.get("run_dir"),
+            "mlflow_run_id": attrs.get("mlflow_run_id"),
+            "pruned_at_epoch": attrs.get("pruned_at_epoch"),
+            "fail_reason": attrs.get("fail_reason") or attrs.get("not_run"),
+        }
+    return runs
+
+
+def write_index(out: Path, report: dict[str, Any]) -> None:
+    """``index.html``: the study in a few lines, links to every plot, one row per trial."""
+    esc = html.escape
+    best = {b["number"] for b in report["best"]}
+    rows = []
+    for number, run in report["runs"].items():
+        values = ", ".join(f"{v:.6g}" for v in run["values"] or [])
+        where = run["run_dir"] or ""
+        link = f'<a href="{esc(Path(where).resolve().as_uri())}">{esc(where)}</a>' if where else ""
+        note = run["fail_reason"] or (
+            f"pruned after epoch {run['pruned_at_epoch']}"
+            if run["pruned_at_epoch"] is not None
+            else ""
+        )
+        mark = " <b>best</b>" if int(number) in best else ""
+        rows.append(
+            f"<tr><td>{number}{mark}</td><td>{esc(run['state'])}</td><td>{values}</td>"
+            f"<td>{link}</td><td>{esc(run['mlflow_run_id'] or '')}</td><td>{esc(note)}</td></tr>"
+        )
+    plots = "".join(f'<li><a href="{esc(p)}">{esc(p[:-5])}</a></li>' for p in report["plots"])
+    commands = "".join(f"<pre>{esc(b['command'])}</pre>" for b in report["best"])
+    states = ", ".join(f"{n} {s}" for s, n in sorted(report["trials"].items()))
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{esc(report["study"])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}
+tr:nth-child(even){{background:#f3f3f3}}pre{{white-space:pre-wrap}}</style></head><body>
+<h1>Optuna study {esc(report["study"])}</h1>
+<p>{esc(report["storage"])}: {esc(states)}; objectives {esc(", ".join(report["objectives"]))}
+({esc(", ".join(report["directions"]))}); importances: {esc(report["importance"])}.</p>
+<h2>Best</h2>{commands}<p><a href="overrides.txt">overrides.txt</a>, experiment/,
+<a href="report.json">report.json</a></p>
+<h2>Plots</h2><ul>{plots}</ul>
+<h2>Trials</h2><table><tr><th>trial</th><th>state</th><th>values</th><th>run directory</th>
+<th>MLflow run</th><th>note</th></tr>{"".join(rows)}</table>
+</body></html>
+"""
+    (out / "index.html").write_text(page)
