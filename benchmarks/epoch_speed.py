@@ -1,21 +1,26 @@
-"""How fast is a template epoch, against a plain PyTorch loop over the same tensors?
+"""How fast is a template epoch, against a bare LightningModule and a plain PyTorch loop?
 
-Trains the lightning-hydra-template's MNIST MLP (784-64-128-64-10, BatchNorm,
-Adam, batch 128) for one epoch on MNIST-shaped data made here (70,000 real
-scikit-learn digits scaled to 28x28, written as IDX files and read by the
-template's MNIST data module):
+Every contender does the same work: one epoch of training (LHT's MNIST MLP,
+784-64-128-64-10 with BatchNorm, Adam, batch 128, 55k samples) and one pass of
+validation (5k samples) over the same tensors, which the template's MNIST data
+module reads from MNIST-format files made here (70,000 real scikit-learn digits
+scaled to 28x28):
 
-- through the template: ``train.py``'s config and objects as ``make train``
-  builds them (default callbacks: checkpointing, early stopping, rich
-  progress bar; CSV logger), timing one epoch of training plus validation;
-- through a plain loop: the same net, optimizer, batch size and training
-  tensors, timing one training epoch only;
-- through a bare LightningModule (training step and optimizer only, no
-  callbacks, logger or validation) over the same batches: the floor that
-  Lightning's own per-step hooks set for any template built on it.
+- the template: ``train.py``'s config and objects as ``make train`` builds them
+  (default callbacks: checkpointing, early stopping, rich progress bar,
+  divergence check; CSV logger; its CPU settings, ``src/utils/cpu.py``);
+- a bare LightningModule: a training and a validation step computing the loss,
+  no callbacks, logger or metrics, over the template's loaders: the floor
+  Lightning's loop sets for anything built on it (same process, so the same CPU
+  settings);
+- a plain PyTorch loop, in a process of its own that never imports Lightning
+  (importing it changes how torch checks for CUDA at every optimizer step):
+  once with ``torch.optim.Adam``'s defaults and once with the optimizer settings
+  the template ships (``configs/model/optimizer/adam.yaml``).
 
-Then the start-up cost: the wall time of ``python src/train.py debug=fdr``
-against ``python -c "import lightning"``.
+The contenders alternate run by run (a drift in the machine's load touches all);
+the median of ``--repeats`` runs is shown. Then the start-up cost: the wall time
+of ``python src/train.py debug=fdr`` against ``python -c "import lightning"``.
 
 Usage: ``make bench`` or ``python benchmarks/epoch_speed.py [--repeats N]``.
 Add ``--device cuda`` on a GPU machine for trainer=gpu, bf16-mixed and
@@ -25,6 +30,8 @@ torch.compile against a compiled bf16 plain loop.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,41 +43,17 @@ import rootutils
 
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from lightning import Callback  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
-
-from src.data.components.idx import digits_as_mnist, write_mnist_like  # noqa: E402
-from src.utils.instantiators import instantiate_run  # noqa: E402
-
 LHT_MLP = ["model.net.lin1_size=64", "model.net.lin2_size=128", "model.net.lin3_size=64"]
+BATCH = 128
 
 
-class EpochTimer(Callback):
-    """Wall time from the start of each training epoch to its end (validation included)."""
+def compose_template(data_dir: Path, out_dir: Path, device: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._sync(pl_module)
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._sync(pl_module)
-        self.times.append(time.perf_counter() - self._start)
-
-    @staticmethod
-    def _sync(pl_module) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize()
-
-
-def template_epoch(data_dir: Path, out_dir: Path, device: str) -> tuple[float, object]:
-    overrides = ["data=mnist", "data.batch_size=128", "trainer.max_epochs=1", *LHT_MLP]
+    overrides = ["data=mnist", f"data.batch_size={BATCH}", "trainer.max_epochs=1", *LHT_MLP]
     overrides.append(f"paths.data_dir={data_dir}")
     if device == "cuda":
         overrides += ["trainer=gpu", "trainer.precision=bf16-mixed", "model.compile=true"]
@@ -81,44 +64,52 @@ def template_epoch(data_dir: Path, out_dir: Path, device: str) -> tuple[float, o
         cfg.paths.output_dir = str(out_dir)
         cfg.extras.print_config = False
     HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def epoch_timer():
+    """A callback timing each training epoch, its validation included (Lightning runs the
+    validation loop inside the training epoch, before ``on_train_epoch_end``)."""
+    import torch
+    from lightning import Callback
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self._sync(pl_module)
+            self._start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self._sync(pl_module)
+            self.times.append(time.perf_counter() - self._start)
+
+        @staticmethod
+        def _sync(pl_module) -> None:
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize()
+
+    return EpochTimer()
+
+
+def template_epoch(cfg) -> tuple[float, object]:
+    import torch
+
+    from src.utils.instantiators import instantiate_run
+
     torch.manual_seed(0)
     objects = instantiate_run(cfg)
-    timer = EpochTimer()
+    timer = epoch_timer()
     objects["trainer"].callbacks.append(timer)
     objects["trainer"].fit(objects["model"], datamodule=objects["datamodule"])
     return timer.times[0], objects["datamodule"]
 
 
-def plain_epoch(x: torch.Tensor, y: torch.Tensor, device: str) -> float:
-    """One training epoch of the same MLP as a hand-written PyTorch loop."""
-    from src.models.components.simple_dense_net import SimpleDenseNet
-
-    torch.manual_seed(0)
-    net = SimpleDenseNet([1, 28, 28], 10, 64, 128, 64).to(device)
-    x, y = x.to(device), y.to(device)
-    step_net = net
-    if device == "cuda":
-        step_net = torch.compile(net)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.001)
-    criterion = torch.nn.CrossEntropyLoss()
-    net.train()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for index in torch.randperm(len(x), device=device).split(128):
-        optimizer.zero_grad()
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = criterion(step_net(x[index]), y[index])
-        loss.backward()
-        optimizer.step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def bare_lightning_epoch(datamodule, device: str) -> float:
-    """One training epoch of a minimal LightningModule: Lightning's own overhead."""
+    """A minimal LightningModule over the template's loaders: Lightning's own cost."""
     import lightning as L
+    import torch
     from torch.nn import functional as F
 
     from src.models.components.simple_dense_net import SimpleDenseNet
@@ -132,11 +123,15 @@ def bare_lightning_epoch(datamodule, device: str) -> float:
             x, y = batch
             return F.cross_entropy(self.net(x), y)
 
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.net(x), y)
+
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=0.001)
 
     torch.manual_seed(0)
-    timer = EpochTimer()
+    timer = epoch_timer()
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
         max_epochs=1,
@@ -145,10 +140,72 @@ def bare_lightning_epoch(datamodule, device: str) -> float:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
+        num_sanity_val_steps=0,
     )
-    trainer.fit(Bare(), train_dataloaders=datamodule.train_dataloader())
+    trainer.fit(
+        Bare(),
+        train_dataloaders=datamodule.train_dataloader(),
+        val_dataloaders=datamodule.val_dataloader(),
+    )
     return timer.times[0]
+
+
+def plain_epoch(tensors_file: str, optimizer: dict, device: str) -> float:
+    """One training epoch and one validation pass as a hand-written loop (run in a
+    process that never imports Lightning: ``--plain``)."""
+    import torch
+
+    from src.models.components.simple_dense_net import SimpleDenseNet
+
+    data = torch.load(tensors_file, weights_only=True)
+    (x, y), (vx, vy) = (t.to(device) for t in data["train"]), (t.to(device) for t in data["val"])
+    torch.manual_seed(0)
+    net = SimpleDenseNet([1, 28, 28], 10, 64, 128, 64).to(device)
+    step_net = torch.compile(net) if device == "cuda" else net
+    adam = torch.optim.Adam(net.parameters(), **optimizer)
+    criterion = torch.nn.CrossEntropyLoss()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    net.train()
+    for index in torch.randperm(len(x), device=device).split(BATCH):
+        adam.zero_grad()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = criterion(step_net(x.index_select(0, index)), y.index_select(0, index))
+        loss.backward()
+        adam.step()
+    net.eval()
+    correct = torch.zeros((), device=device)
+    with torch.no_grad():
+        for bx, by in zip(vx.split(BATCH), vy.split(BATCH), strict=True):
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                correct += (step_net(bx).argmax(1) == by).sum()
+    correct.item()  # waits for the device, as the template's metric does
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def plain_in_own_process(tensors_file: Path, optimizer: dict, device: str) -> float:
+    done = subprocess.run(
+        [sys.executable, __file__, "--plain", str(tensors_file), json.dumps(optimizer), device],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def template_optimizer(cfg) -> dict:
+    """The keyword arguments the template's optimizer config gives ``torch.optim.Adam``."""
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
+    if settings.pop("_target_") != "torch.optim.Adam":
+        raise SystemExit("this benchmark compares Adam; the template's optimizer is another")
+    settings.pop("_partial_", None)
+    return settings
 
 
 def wall_time(command: list[str]) -> float:
@@ -157,13 +214,36 @@ def wall_time(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def startup(repeats: int) -> None:
+    python = sys.executable
+    fdr = [python, "src/train.py", "debug=fdr", "extras.print_config=false"]
+    bare = [python, "-c", "import lightning"]
+    with tempfile.TemporaryDirectory() as logs:
+        fdr.append(f"paths.log_dir={logs}")
+        starts = [(wall_time(fdr), wall_time(bare)) for _ in range(repeats)]
+    run_s = statistics.median(s for s, _ in starts)
+    import_s = statistics.median(b for _, b in starts)
+    print(f"python src/train.py debug=fdr: {run_s:.2f} s; import lightning alone: {import_s:.2f} s")
+    print(f"start-up cost on top of importing Lightning: {run_s - import_s:.2f} s (target 0.5 s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (median shown)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--skip-startup", action="store_true", help="only the epoch benchmark")
+    parser.add_argument("--plain", nargs=3, help=argparse.SUPPRESS)  # the plain loop's process
     args = parser.parse_args()
+    if args.plain:
+        print(plain_epoch(args.plain[0], json.loads(args.plain[1]), args.plain[2]))
+        return
 
+    import torch
+
+    from src.data.components.idx import digits_as_mnist, write_mnist_like
+    from src.utils.cpu import use_cpu_wisely
+
+    runs: dict[str, list[float]] = {"template": [], "bare": [], "plain": [], "plain_same": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         images, labels = digits_as_mnist(70_000, seed=0)
@@ -172,33 +252,37 @@ def main() -> None:
             (images[:60_000], labels[:60_000]),
             (images[60_000:], labels[60_000:]),
         )
-        template, plain, bare = [], [], []
-        for repeat in range(args.repeats):  # interleaved, so drifts in load hit all three
-            seconds, datamodule = template_epoch(
-                tmp_path / "data", tmp_path / f"run{repeat}", args.device
-            )
-            template.append(seconds)
-            plain.append(plain_epoch(*datamodule.splits["train"], device=args.device))
-            bare.append(bare_lightning_epoch(datamodule, args.device))
+        cfg = compose_template(tmp_path / "data", tmp_path / "run0", args.device)
+        use_cpu_wisely(cfg)  # what train() does first: every in-process contender gets it
+        same = template_optimizer(cfg)
+        tensors_file = tmp_path / "tensors.pt"
+        for repeat in range(args.repeats):  # interleaved, so drifts in load hit all
+            cfg = compose_template(tmp_path / "data", tmp_path / f"run{repeat}", args.device)
+            seconds, datamodule = template_epoch(cfg)
+            runs["template"].append(seconds)
+            if not tensors_file.exists():
+                parts = {s: list(datamodule.splits[s][:2]) for s in ("train", "val")}
+                torch.save(parts, tensors_file)
+            runs["bare"].append(bare_lightning_epoch(datamodule, args.device))
+            runs["plain"].append(plain_in_own_process(tensors_file, {"lr": 0.001}, args.device))
+            runs["plain_same"].append(plain_in_own_process(tensors_file, same, args.device))
 
-    t, p, b = (statistics.median(v) for v in (template, plain, bare))
-    print(f"device: {args.device}, threads: {torch.get_num_threads()}, repeats: {args.repeats}")
-    print(f"template epoch (train + val, 55k + 5k samples): {t:.3f} s  (runs: {fmt(template)})")
-    print(f"plain PyTorch training epoch (55k samples):      {p:.3f} s  (runs: {fmt(plain)})")
-    print(f"bare LightningModule training epoch:             {b:.3f} s  (runs: {fmt(bare)})")
-    print(f"ratio template / plain: {t / p:.3f}x (target 1.15x)")
-    print(f"ratio bare Lightning / plain: {b / p:.3f}x (Lightning's own floor)")
-
-    if args.skip_startup:
-        return
-    python = sys.executable
-    fdr = [python, "src/train.py", "debug=fdr", "extras.print_config=false"]
-    bare = [python, "-c", "import lightning"]
-    starts = [(wall_time(fdr), wall_time(bare)) for _ in range(args.repeats)]
-    run_s = statistics.median(s for s, _ in starts)
-    import_s = statistics.median(b for _, b in starts)
-    print(f"python src/train.py debug=fdr: {run_s:.2f} s; import lightning alone: {import_s:.2f} s")
-    print(f"start-up cost on top of importing Lightning: {run_s - import_s:.2f} s")
+    t, b, p, s = (statistics.median(runs[k]) for k in ("template", "bare", "plain", "plain_same"))
+    print(
+        f"device: {args.device}, threads: {torch.get_num_threads()}, repeats: {args.repeats}, "
+        f"load before: {os.getloadavg()[0]:.2f}"
+    )
+    print("one epoch: 55k training + 5k validation samples, batch 128")
+    print(f"  template                         {t:.3f} s  (runs: {fmt(runs['template'])})")
+    print(f"  bare LightningModule             {b:.3f} s  (runs: {fmt(runs['bare'])})")
+    print(f"  plain loop, default Adam         {p:.3f} s  (runs: {fmt(runs['plain'])})")
+    print(f"  plain loop, template's Adam {same}  {s:.3f} s  (runs: {fmt(runs['plain_same'])})")
+    print(f"ratio template / bare Lightning: {t / b:.3f}x (target 1.05x)")
+    print(f"ratio template / plain (template's Adam): {t / s:.3f}x (target 1.15x)")
+    print(f"ratio template / plain (default Adam): {t / p:.3f}x")
+    print(f"ratio bare Lightning / plain (default Adam): {b / p:.3f}x (Lightning's own floor)")
+    if not args.skip_startup:
+        startup(args.repeats)
 
 
 def fmt(values: list[float]) -> str:
