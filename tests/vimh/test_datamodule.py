@@ -172,7 +172,8 @@ def test_generate_makes_once_then_reuses(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_missing_data_set_names_path_and_make_target(tmp_path: Path) -> None:
-    dm = hydra.utils.instantiate(vimh_config(tmp_path).data)
+    # data.generate=true is the default (generated on first use); switched off, it names the way
+    dm = hydra.utils.instantiate(vimh_config(tmp_path, "data.generate=false").data)
     with pytest.raises(UserInputError) as error:
         _ = dm.spec
     message = str(error.value)
