@@ -104,6 +104,8 @@ class BaseWeights:
             raise UserInputError(
                 f"Base weights {self.path} do not fit the configured net {type(net).__name__} "
                 f"({mismatch}).{lora} Configure model.net as the base was trained, or list "
-                "the layers that differ (a new output head) in model.lora.modules_to_save."
+                "the layers that differ in model.lora.modules_to_save (a new output head: [head.4] for "
+                "the cnn and mlp nets, [heads.outputs] for the VIMH nets on data with other "
+                "parameters)."
             )
         net.load_state_dict(saved, strict=False)

@@ -56,8 +56,14 @@ def layer_list(net: nn.Module, limit: int = 30) -> str:
     return ", ".join(leaves[:limit]) + more
 
 
+# modules that only hold others (no forward of their own): peft cannot wrap one as a whole
+CONTAINERS = (nn.ModuleDict, nn.ModuleList)
+
+
 def resolve_modules(net: nn.Module, names: Sequence[str]) -> list[str]:
-    """The full names of the modules ``names`` match; stops on a name that matches none."""
+    """The full names of the modules ``names`` match, a container (``heads.outputs``, the
+    multihead nets' ModuleDict of output layers) replaced by its members, as peft wraps
+    modules that run; stops on a name that matches none."""
     found = [n for n, _ in net.named_modules() if n and matches(n, names)]
     unknown = [p for p in names if not any(matches(n, [p]) for n in found)]
     if unknown:
@@ -65,7 +71,27 @@ def resolve_modules(net: nn.Module, names: Sequence[str]) -> list[str]:
             f"model.lora.modules_to_save names {unknown}, which are not layers of "
             f"{type(net).__name__}. Its layers: {layer_list(net)}."
         )
-    return found
+    members: list[str] = []
+    for name in found:
+        module = net.get_submodule(name)
+        if isinstance(module, CONTAINERS):
+            inner = [f"{name}.{child}" for child, _ in module.named_children()]
+            members += resolve_modules(net, inner) if inner else []
+        else:
+            members.append(name)
+    return [n for n in dict.fromkeys(members) if not within(n, [m for m in members if m != n])]
+
+
+def replaced_scope(net: nn.Module, fresh: list[str]) -> list[str]:
+    """``fresh`` plus each container all of whose members are fresh: the base weights under
+    it are not loaded, so a base whose heads were others (``note_number`` where the new
+    data have ``filter_cutoff``) fits a net with new heads in ``heads.outputs``."""
+    scope = list(fresh)
+    for name, module in net.named_modules():
+        children = [f"{name}.{c}" if name else c for c, _ in module.named_children()]
+        if isinstance(module, CONTAINERS) and children and all(within(c, scope) for c in children):
+            scope.append(name)
+    return scope
 
 
 def select_targets(
@@ -146,7 +172,9 @@ class LoRANet(nn.Module):
         r, lora_alpha, lora_dropout: rank, scale (``lora_alpha / r``) and input
             dropout of the adapters.
         modules_to_save: layers trained in full from fresh weights and saved with
-            the adapter, typically a new output head.
+            the adapter, typically a new output head; a container names all its members
+            (``heads.outputs``: one new head per parameter of the new data, the base's
+            heads left out whatever their names and sizes).
         quantize: ``None``, ``"4bit"`` or ``"8bit"`` (bitsandbytes, CUDA only).
     """
 
@@ -165,7 +193,7 @@ class LoRANet(nn.Module):
         check_quantize(quantize)
         fresh = resolve_modules(net, list(modules_to_save))
         base = BaseWeights.read(base_ckpt)
-        base.load_into(net, fresh)
+        base.load_into(net, replaced_scope(net, fresh))
         targets = select_targets(net, target_modules, fresh)
         if not (targets or fresh):
             raise UserInputError(
@@ -242,5 +270,5 @@ def load_adapted(net: nn.Module, adapter_dir: str | Path) -> nn.Module:
             f"The base weights {base.path} have changed since the adapter {adapter_dir} was "
             f"trained on them (fingerprint {base.fingerprint}, adapter expects {config.revision})."
         )
-    base.load_into(net, list(config.modules_to_save or []))
+    base.load_into(net, replaced_scope(net, list(config.modules_to_save or [])))
     return PeftModel.from_pretrained(net, str(adapter_dir))
