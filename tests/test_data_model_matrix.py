@@ -67,10 +67,15 @@ MODEL_TARGETS = {
 
 
 def compatible(data: str, model: str) -> bool:
+    """Unknown modules pair with nothing: the table test below names them."""
+    if DATA_TARGETS[data] not in DATA_KINDS or MODEL_TARGETS[model][0] not in MODEL_TASKS:
+        return False
     task, sample = DATA_KINDS[DATA_TARGETS[data]]
     module, net = MODEL_TARGETS[model]
     return MODEL_TASKS[module] == task and sample in NET_INPUTS.get(net, {sample})
 
+
+KNOWN_DATA = [d for d in DATA if DATA_TARGETS[d] in DATA_KINDS]
 
 # one pairing per kind of model and data in the fast suite; the rest are marked slow
 FAST = {
@@ -178,7 +183,7 @@ def test_compatible_pairing_trains_an_epoch(
 
 @pytest.mark.parametrize(
     ("data", "model"),
-    [pairing(d, m) for d in DATA for m in MODELS if not compatible(d, m)],
+    [pairing(d, m) for d in KNOWN_DATA for m in MODELS if not compatible(d, m)],
 )
 def test_incompatible_pairing_is_one_clear_message(
     data: str,
