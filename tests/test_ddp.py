@@ -67,6 +67,7 @@ def test_rank_one_reruns_its_job_alone(multirun_job: Path) -> None:
         "hydra.sweep.dir=sweeps/s",
         "trainer=ddp_sim",
         "model.optimizer.lr=0.02",
+        "hydra.mode=RUN",  # an hparams_search config's MULTIRUN does not start a sweep
         f'hydra.run.dir="{multirun_job}"',  # Lightning adds these three
         "hydra.job.name=train_ddp_process_1",
         "hydra.output_subdir=null",
@@ -178,3 +179,69 @@ def test_ddp_sim_parallel_jobs_through_joblib(tmp_path: Path) -> None:
         assert f"model.optimizer.lr={lr}" in command and "-m" not in command
         metrics = json.loads((job / "run_status.json").read_text())["metrics"]
         assert metrics["val/acc_best"] > 0.8
+
+
+def processes_naming(text: str) -> list[str]:
+    """Command lines of the processes still alive that name ``text`` (a test's log dir):
+    a rank left behind by a finished run would be one of them."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if proc.name.isdigit() and text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+# {-m multirun, hparams_search} x {basic, parallel launcher}, each job 2 DDP ranks
+SWEEPS = {
+    "multirun-basic": ["-m", "model.optimizer.lr=0.01,0.02"],
+    "multirun-parallel": ["-m", "model.optimizer.lr=0.01,0.02", "hydra/launcher=parallel"],
+    "search-basic": ["hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"],
+    "search-parallel": [
+        "hparams_search=digits_optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra/launcher=parallel",
+    ],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path) -> None:
+    """Each job's rank 1 joins its job (one directory per job, written by rank 0), never
+    starts a sweep of its own (exactly n_trials trials in the study), and no rank
+    process is left once the sweep is over."""
+    done = run_cli(
+        "train.py",
+        *SWEEPS[sweep],
+        "trainer=ddp_sim",
+        f"paths.log_dir={tmp_path}",
+        *FAST,
+        timeout=580,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert output.count("Launching 2 jobs") == 1  # one sweep, not one per rank
+    assert output.count(RANK_ONE_JOINS) == 2
+    assert [p.name for p in (tmp_path / "train").iterdir()] == ["multiruns"]
+    (sweep_dir,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [job.name for job in jobs] == ["0", "1"]
+    for job in jobs:
+        assert_written_by_rank_zero(job)
+        metrics = json.loads((job / "run_status.json").read_text())["metrics"]
+        assert metrics["val/acc_best"] > 0.8  # each job's model learned the digits
+    if sweep.startswith("search"):
+        import optuna
+
+        study = optuna.load_study(
+            study_name="digits_optuna", storage=f"sqlite:///{tmp_path}/optuna/optuna.db"
+        )
+        assert len(study.trials) == 2  # no twin trials of rank 1
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        assert all(t.params for t in study.trials)
+    assert processes_naming(str(tmp_path)) == []

@@ -54,9 +54,11 @@ def single_run_argv(script: str, hydra_cfg: Any) -> list[str]:
             flags.append(f"--config-path={where}")
         elif source.provider == "command-line":  # --config-dir
             flags.append(f"--config-dir={where}")
-    # Hydra refuses sweeps over hydra.* keys: only -m, as hydra.mode, needs to go
+    # Hydra refuses sweeps over hydra.* keys: only -m, as hydra.mode, needs to go; and
+    # hydra.mode=RUN last, since an hparams_search config sets MULTIRUN itself (without
+    # it rank 1 would start an Optuna sweep of its own on the same study)
     hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.startswith("hydra.mode=")]
-    return [script, *flags, *hydra_overrides, *hydra_cfg.overrides.task]
+    return [script, *flags, *hydra_overrides, *hydra_cfg.overrides.task, "hydra.mode=RUN"]
 
 
 @contextmanager
@@ -101,3 +103,13 @@ def multirun_job_as_single_run(script: str) -> Iterator[None]:
                 os.environ[key] = value
         if not group_before and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def is_extra_rank() -> bool:
+    """Whether this process is rank 1.. of a DDP run (Lightning's launcher, torchrun or
+    SLURM set these): it joins rank 0's run directory instead of making its own."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(key)
+        if value is not None and value.isdigit() and int(value) > 0:
+            return True
+    return False

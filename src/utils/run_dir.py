@@ -68,6 +68,10 @@ class ProtectRunDir(Callback):
     """Hydra callback (``hydra.callbacks.protect_run_dir``): see the module docstring."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from src.utils.ddp import is_extra_rank
+
+        if is_extra_rank():  # DDP rank 1..: joins the directory its rank 0 has just made
+            return
         problem = check_run_dir(Path(str(config.hydra.run.dir)), config.get("ckpt_path"))
         if problem:
             print(f"Error: {problem}", file=sys.stderr, flush=True)
