@@ -24,7 +24,7 @@ $(UV_PRIVATE):
 		"(Debian/Ubuntu: apt-get install python3-venv) or put uv on PATH"; exit 1; }
 	.venv-uv/bin/python -m pip install --quiet uv
 
-.PHONY: notebook chromium pre-commit
+.PHONY: notebook chromium pre-commit optuna-dashboard postgres bench-pruning
 .PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export split example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
@@ -62,6 +62,15 @@ pre-commit: .venv/.synced ## Run the pre-commit hooks (ruff, whitespace, YAML/TO
 
 chromium: ## Debian's headless chromium, for the notebook screenshots of the slow tests (CI runs it)
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+optuna-dashboard: .venv/.synced ## Watch a study live on 127.0.0.1 (port printed): make optuna-dashboard STUDY=digits_optuna [PORT=8080]
+	$(UVRUN) python src/tools/dashboard.py $(STUDY_SEARCH) $(if $(PORT),port=$(PORT)) $(ARGS)
+
+postgres: ## Install Debian's PostgreSQL and start it on 127.0.0.1:55432 (user/db/password optuna), for shared studies
+	bash .ci/postgres.sh
+
+bench-pruning: .venv/.synced ## Epochs a median-pruned 16-trial TPE search spends against an unpruned one, and both best val/acc_best
+	$(UVRUN) python benchmarks/pruning.py
 
 mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
 	$(UVRUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000

@@ -49,6 +49,8 @@ def prepare_storage(storage: str | None) -> str | None:
             f"hydra.sweeper.storage={storage} is not a database URL. Use sqlite:///<file>, "
             "postgresql://user:password@host:port/db or journal:///<file>."
         ) from None
+    if url.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2: we ship psycopg 3
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return storage
     path = Path(url.database)
