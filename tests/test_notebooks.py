@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -9,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from src.utils import runs
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, vimh_overrides
 
 QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null"]
 
@@ -100,3 +103,91 @@ def test_inspect_model_notebook(log_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     accuracy = float(text_of(book).split("test accuracy of the best checkpoint: ")[1].split()[0])
     logged = runs.run_summary(single)["test/acc"]
     assert accuracy == pytest.approx(logged, abs=1e-4)  # the notebook reproduces the run's test
+
+
+def checkpoint_epoch(run_dir: Path) -> int:
+    import torch
+
+    from src.utils.checkpoints import best_checkpoint
+
+    return torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)["epoch"]
+
+
+def test_inspect_model_names_the_checkpoint_epoch(log_dir: Path, monkeypatch) -> None:
+    single = next(r for r in runs.find_runs(log_dir) if "multiruns" not in r.parts)
+    book = execute("inspect_model.ipynb", {"RUN_DIR": str(single)}, monkeypatch)
+    assert f", epoch {checkpoint_epoch(single)};" in text_of(book)
+    images = [
+        o for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == 2  # the confusion matrix and the samples
+
+
+def screenshot(book: nbformat.NotebookNode, path: Path) -> None:
+    """The executed notebook as HTML, photographed by headless chromium (make chromium)."""
+    import shutil
+
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_notebook_node(book)
+    page = path.with_suffix(".html")
+    page.write_text(html)
+    done = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={path}", "--window-size=1100,3200", "--virtual-time-budget=5000",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and path.stat().st_size > 10_000, done.stderr[-2000:]
+    keep = os.environ.get("NOTEBOOK_SCREENSHOTS")  # a folder to keep them in, to look at
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+
+
+@pytest.fixture(scope="module")
+def task_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One regression run (diabetes) and one multihead VIMH run (class + regression heads)."""
+    logs = tmp_path_factory.mktemp("task_logs")
+    found = {}
+    for task, overrides in (
+        ("regression", ["experiment=diabetes_mlp", "trainer.max_epochs=3"]),
+        ("multihead", ["experiment=vimh_cnn", "trainer.max_epochs=2",
+                       *vimh_overrides(logs / "data", 300)]),
+    ):  # fmt: skip
+        done = run_cli("train.py", f"paths.log_dir={logs / task}", *overrides, *QUIET)
+        assert done.returncode == 0, done.stderr[-2000:]
+        (found[task],) = runs.find_runs(logs / task)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["regression", "multihead"])
+def test_inspect_model_notebook_for_every_task(task, task_runs, tmp_path, monkeypatch) -> None:
+    run = task_runs[task]
+    book = execute("inspect_model.ipynb", {"RUN_DIR": str(run)}, monkeypatch)
+    text = text_of(book)
+    assert f", epoch {checkpoint_epoch(run)};" in text
+    logged = runs.run_summary(run)
+    if task == "multihead":  # each class head's accuracy is the run's own test metric
+        heads = re.findall(r"test accuracy of the best checkpoint \((\w+)\): ([\d.]+)", text)
+        assert heads, text[-2000:]
+        for head, accuracy in heads:
+            assert float(accuracy) == pytest.approx(logged[f"test/{head}/acc"], abs=1e-3)
+        assert "regression heads' test MAE" in text
+    screenshot(book, tmp_path / f"inspect_model_{task}.png")
+
+
+@pytest.mark.slow
+def test_notebook_screenshots(log_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    book = execute("inspect_runs.ipynb", {"LOG_DIR": str(log_dir)}, monkeypatch)
+    html = "\n".join(
+        str(o.get("data", {}).get("text/html", ""))
+        for c in book.cells
+        for o in c.get("outputs", [])
+    )
+    assert "parcoords" in html  # optuna's parallel-coordinates figure, plotly.js inside
+    screenshot(book, tmp_path / "inspect_runs.png")
+    single = next(r for r in runs.find_runs(log_dir) if "multiruns" not in r.parts)
+    book = execute("inspect_model.ipynb", {"RUN_DIR": str(single)}, monkeypatch)
+    screenshot(book, tmp_path / "inspect_model_classification.png")
