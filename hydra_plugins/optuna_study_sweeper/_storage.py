@@ -131,7 +131,7 @@ def study_sizes(storage: BaseStorage) -> dict[str, int]:
 def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Mark FAIL the running trials whose heartbeat stopped; their numbers."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    if not before or not isinstance(study._storage, RDBStorage):
+    if not before:
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
@@ -172,6 +172,7 @@ class Heartbeat:
                 return
 
     def __enter__(self) -> Heartbeat:
+        # the storage as opened (a study wraps it in a cache): an RDB storage with a heartbeat
         if self.interval and isinstance(self.storage, RDBStorage):
             self.thread.start()
         return self

@@ -132,6 +132,7 @@ class StudySweep:
             if url
             else optuna.storages.InMemoryStorage()
         )
+        self.opened = storage
         earlier = _storage.study_sizes(storage).get(self.study_name, 0) if self.study_name else 0
         if earlier:
             log.info(f"Study {self.study_name} holds {earlier} trials: adding {self.n_trials}.")
@@ -194,7 +195,7 @@ class StudySweep:
             jobs = [[*line, *more] for line, more in zip(overrides, env, strict=True)]
             ids = [t._trial_id for t in trials]
             try:
-                with _storage.Heartbeat(study._storage, ids, self.heartbeat_interval):
+                with _storage.Heartbeat(self.opened, ids, self.heartbeat_interval):
                     returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
             except BaseException:
                 retry = _storage.retry if self.retry_failed else None

@@ -1,0 +1,96 @@
+"""Sweeps after a crash (issue 15, item 4): Ctrl-C marks the running trial FAIL before the
+sweep exits; a sweep killed outright leaves its trial RUNNING, and the next sweep of the
+study marks it FAIL once its heartbeat is older than the grace period, and, with
+``hydra.sweeper.retry_failed=true``, runs its parameters again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import ROOT, run_cli
+
+QUIET = ["extras.print_config=false", "callbacks=none"]
+
+
+def storage_of(log_dir: Path) -> str:
+    return f"sqlite:///{log_dir}/optuna/optuna.db"
+
+
+def start_long_sweep(log_dir: Path) -> subprocess.Popen:
+    """A sweep whose first trial trains for minutes, in its own process group."""
+    command = [
+        sys.executable, str(ROOT / "src" / "train.py"), "hparams_search=digits_optuna",
+        "hydra.sweeper.n_trials=2", "trainer.max_epochs=1000", f"paths.log_dir={log_dir}", *QUIET,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_until_training(log_dir: Path, process: subprocess.Popen) -> optuna.Study:
+    """The study once its first trial has reported an epoch."""
+    for _ in range(600):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        if (log_dir / "optuna" / "optuna.db").is_file():
+            try:
+                study = optuna.load_study(study_name="digits_optuna", storage=storage_of(log_dir))
+                if study.trials and study.trials[0].intermediate_values:
+                    return study
+            except KeyError:
+                pass  # the study is being created
+        time.sleep(0.5)
+    pytest.fail("the sweep's first trial did not report an epoch within 300 s")
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_running_trial_failed(tmp_path: Path) -> None:
+    sweep = start_long_sweep(tmp_path)
+    wait_until_training(tmp_path, sweep)
+    os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode != 0
+    study = optuna.load_study(study_name="digits_optuna", storage=storage_of(tmp_path))
+    (trial,) = study.trials  # the second was never asked for
+    assert trial.state == TrialState.FAIL, err[-2000:]
+    assert trial.user_attrs["fail_reason"].startswith("interrupted")
+
+
+@pytest.mark.slow
+def test_a_killed_sweeps_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
+    sweep = start_long_sweep(tmp_path)
+    wait_until_training(tmp_path, sweep)
+    os.killpg(sweep.pid, signal.SIGKILL)  # nothing runs after this: no handler, no cleanup
+    sweep.wait(timeout=60)
+    study = optuna.load_study(study_name="digits_optuna", storage=storage_of(tmp_path))
+    (zombie,) = study.trials
+    assert zombie.state == TrialState.RUNNING  # what the kill leaves behind
+    time.sleep(3)  # older than the grace period below
+    done = run_cli(
+        "train.py",
+        "hparams_search=digits_optuna",
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.grace_period=2",
+        "hydra.sweeper.retry_failed=true",
+        "debug=fdr",
+        f"paths.log_dir={tmp_path}",
+        *QUIET,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Trials [0] had stopped sending heartbeats: marked FAIL and enqueued again" in (
+        done.stdout + done.stderr
+    )
+    study = optuna.load_study(study_name="digits_optuna", storage=storage_of(tmp_path))
+    first, retried = study.trials
+    assert first.state == TrialState.FAIL
+    assert retried.state == TrialState.COMPLETE and retried.user_attrs["retry_of"] == 0
+    assert retried.params == first.params  # the same point, run again
