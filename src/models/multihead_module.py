@@ -11,10 +11,22 @@ from torchmetrics import MetricCollection
 
 from src.models.base_module import BaseLitModule
 from src.models.components.head_kinds import kind_of
+from src.models.components.head_losses import assign_losses, loss_of
 from src.models.components.head_metrics import HeadMetrics
 from src.models.components.head_specs import label_classes
+from src.utils.errors import UserInputError
 
 Outputs = dict[str, Tensor]
+
+
+def _plain(mapping: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Hydra's containers as plain dicts and strings (checkpoints hold plain data only)."""
+    if mapping is None:
+        return None
+    return {
+        str(k): {str(o): p for o, p in v.items()} if isinstance(v, Mapping) else v
+        for k, v in dict(mapping).items()
+    }
 
 
 class MultiheadModule(BaseLitModule):
@@ -22,8 +34,10 @@ class MultiheadModule(BaseLitModule):
 
     The net maps ``(x, levels)`` to ``{head name: output}`` (see
     ``components.heads``). The loss is the sum over heads of ``loss_weights``
-    times each head's loss (``components.head_kinds``: cross-entropy,
-    ordinal or normalised regression). Logs ``{stage}/loss``,
+    times each head's loss (``components.head_losses``, chosen per head or per
+    kind by ``head_losses``: by default L1 on the normalised range for
+    regression, cross-entropy for classification, the expected-class distance
+    for ordinal heads). Logs ``{stage}/loss``,
     ``{stage}/<head>/acc`` or ``/mae`` (parameter units), ``{stage}/score``
     and ``val/score_best`` (``components.head_metrics``).
 
@@ -33,7 +47,10 @@ class MultiheadModule(BaseLitModule):
         optimizer, scheduler, compile, scheduler_monitor, monitor, mode: see
             ``BaseLitModule`` (the model config sets monitor and mode).
         loss_weights: head name -> weight of its loss; heads not named weigh 1.
-        ordinal_ce: weight of the cross-entropy term in an ordinal head's loss.
+        ordinal_ce: weight of the cross-entropy term in an ordinal head's ``distance``
+            loss (unless its ``head_losses`` entry sets ``ce_weight``).
+        head_losses: head name or kind -> loss name or ``{name: <loss>, <option>: <value>}``
+            (``components.head_losses``); the net must be built with the same mapping.
     """
 
     def __init__(
@@ -44,6 +61,7 @@ class MultiheadModule(BaseLitModule):
         scheduler: Callable[..., Any] | None = None,
         loss_weights: Mapping[str, float] | None = None,
         ordinal_ce: float = 0.1,
+        head_losses: Mapping[str, Any] | None = None,
         compile: bool = False,
         scheduler_monitor: str = "val/loss",
         monitor: str = "val/score",
@@ -53,13 +71,14 @@ class MultiheadModule(BaseLitModule):
         # locals, and a checkpoint must load with torch.load(weights_only=True)
         heads = [dict(head) for head in heads]
         loss_weights = {str(name): float(w) for name, w in (loss_weights or {}).items()}
+        head_losses = _plain(head_losses)
         unknown = sorted(set(loss_weights) - {head["name"] for head in heads})
         if unknown:
-            raise ValueError(
+            raise UserInputError(
                 f"model.loss_weights names {unknown}, which are not heads of this data: "
                 f"{[head['name'] for head in heads]}."
             )
-        self.heads = heads
+        self.heads = assign_losses(heads, head_losses, ordinal_ce)
         self.weights = [loss_weights.get(head["name"], 1.0) for head in heads]
         super().__init__(net, optimizer, scheduler, None, compile, scheduler_monitor, monitor, mode)
 
@@ -76,11 +95,16 @@ class MultiheadModule(BaseLitModule):
     def model_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Outputs, Tensor]:
         y = batch[1]
         outputs = self.net(*self.net_inputs(batch))
-        loss = sum(
-            weight
-            * kind_of(head).loss(head, outputs[head["name"]], y[:, i], self.hparams.ordinal_ce)
-            for i, (head, weight) in enumerate(zip(self.heads, self.weights, strict=True))
-        )
+        loss = 0.0
+        for i, (head, weight) in enumerate(zip(self.heads, self.weights, strict=True)):
+            output, head_loss = outputs[head["name"]], loss_of(head)
+            if output.shape[1] != head_loss.output_size(head):
+                raise UserInputError(
+                    f"The net's {head['name']} output has {output.shape[1]} columns; its "
+                    f"{head['loss']['name']} loss needs {head_loss.output_size(head)}. Build "
+                    "the net with the model's head_losses (net.head_losses: ${..head_losses})."
+                )
+            loss = loss + weight * head_loss(head, output, y[:, i])
         return loss, outputs, y
 
     def class_predictions(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -21,6 +21,7 @@ class SpectralCNN(nn.Module):
         kernel_size: odd convolution kernel size (padding keeps the size).
         hidden_size: width of the hidden layer the heads share.
         dropout: dropout before the output layers.
+        head_losses: the model's ``head_losses`` (``components.heads.OutputHeads``).
     """
 
     def __init__(
@@ -31,12 +32,13 @@ class SpectralCNN(nn.Module):
         kernel_size: int = 3,
         hidden_size: int = 64,
         dropout: float = 0.1,
+        head_losses: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.features, (out_channels, height, _) = conv_pool_blocks(
             input_shape, channels, kernel_size, type(self).__name__
         )
-        self.heads = OutputHeads(out_channels, height, heads, hidden_size, dropout)
+        self.heads = OutputHeads(out_channels, height, heads, hidden_size, dropout, head_losses)
 
     def forward(self, x: Tensor, levels: Tensor) -> dict[str, Tensor]:
         return self.heads(self.features(x), levels)

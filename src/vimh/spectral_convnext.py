@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -52,6 +52,7 @@ class SpectralConvNeXt(nn.Module):
         layer_scale: initial scale of each block's residual branch.
         hidden_size: width of the hidden layer the output heads share.
         dropout: dropout before the output layers.
+        head_losses: the model's ``head_losses`` (``components.heads.OutputHeads``).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class SpectralConvNeXt(nn.Module):
         layer_scale: float = 0.1,
         hidden_size: int = 64,
         dropout: float = 0.1,
+        head_losses: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         channels, height, width = (int(n) for n in input_shape)
@@ -84,7 +86,7 @@ class SpectralConvNeXt(nn.Module):
             layers += [ConvNeXtBlock(dim, layer_scale) for _ in range(depth)]
             in_dim = dim
         self.features = nn.Sequential(*layers, LayerNorm2d(in_dim))
-        self.heads = OutputHeads(in_dim, height // shrink, heads, hidden_size, dropout)
+        self.heads = OutputHeads(in_dim, height // shrink, heads, hidden_size, dropout, head_losses)
 
     def forward(self, x: Tensor, levels: Tensor) -> dict[str, Tensor]:
         return self.heads(self.features(x), levels)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ class SpectralMLP(nn.Module):
         hidden_sizes: widths of the dense layers.
         hidden_size: width of the hidden layer the heads share (levels join there).
         dropout: dropout before the output layers.
+        head_losses: the model's ``head_losses`` (``components.heads.OutputHeads``).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class SpectralMLP(nn.Module):
         hidden_sizes: Sequence[int] = (128, 64),
         hidden_size: int = 64,
         dropout: float = 0.1,
+        head_losses: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -40,7 +42,7 @@ class SpectralMLP(nn.Module):
             layers += [nn.Linear(width, size), nn.BatchNorm1d(size), nn.ReLU()]
             width = size
         self.features = nn.Sequential(*layers)
-        self.heads = OutputHeads(width, 1, heads, hidden_size, dropout)
+        self.heads = OutputHeads(width, 1, heads, hidden_size, dropout, head_losses)
 
     def forward(self, x: Tensor, levels: Tensor) -> dict[str, Tensor]:
         # a (N, width, 1, 1) "feature map": the heads' time pooling leaves it as it is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ class SpectralViT(nn.Module):
         mlp_ratio: width of each layer's MLP as a multiple of ``dim``.
         hidden_size: width of the hidden layer the output heads share.
         dropout: dropout in the transformer and before the output layers.
+        head_losses: the model's ``head_losses`` (``components.heads.OutputHeads``).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class SpectralViT(nn.Module):
         mlp_ratio: int = 2,
         hidden_size: int = 64,
         dropout: float = 0.1,
+        head_losses: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         channels, height, width = (int(n) for n in input_shape)
@@ -66,7 +68,7 @@ class SpectralViT(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.heads = OutputHeads(dim, self.grid[0], heads, hidden_size, dropout)
+        self.heads = OutputHeads(dim, self.grid[0], heads, hidden_size, dropout, head_losses)
 
     def forward(self, x: Tensor, levels: Tensor) -> dict[str, Tensor]:
         tokens = self.embed(x).flatten(2).transpose(1, 2) + self.position

@@ -7,37 +7,26 @@ multihead module, its metrics, the output layers and the data modules' spec chec
 all ask the kind, so a kind means the same everywhere, and a new kind is one class
 here, added to ``HEAD_KINDS``.
 
-- ``classification``: cross-entropy over the classes; predicts the argmax.
-- ``ordinal``: the classes are ordered (a velocity of 100 is nearer 101 than
-  40), so the loss is the distance between the expected class under the
-  softmax and the true class, over the number of steps (0..1), plus a small
-  cross-entropy term that keeps the distribution peaked. It predicts the
-  rounded expected class, which is what the distance term trains.
-- ``regression``: one value; the loss is the mean absolute error on the range
-  normalised to 0..1 (so heads of any units weigh alike), and the prediction
-  is mapped back to parameter units.
+What a head learns with is its loss (``src.models.components.head_losses``, chosen by
+``model.head_losses``); the kind decides what is reported and scored:
+
+- ``classification``: a class per value; reports accuracy.
+- ``ordinal``: the classes are ordered (a velocity of 100 is nearer 101 than 40);
+  reports accuracy and the MAE in parameter units.
+- ``regression``: one value, trained on the range normalised to 0..1 (so heads of any
+  units weigh alike) and mapped back to parameter units; reports the MAE.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from src.models.components.head_specs import label_classes, label_values
+from src.models.components.head_losses import loss_of
+from src.models.components.head_specs import label_values
 
 Head = dict[str, Any]
-
-
-def _expected_class(logits: Tensor) -> Tensor:
-    steps = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
-    return logits.softmax(dim=1) @ steps
-
-
-def _normalised(values: Tensor, head: Head) -> Tensor:
-    return (values - head["min"]) / (head["max"] - head["min"])
 
 
 def class_values(head: Head, classes: Tensor) -> Tensor:
@@ -50,6 +39,9 @@ def class_values(head: Head, classes: Tensor) -> Tensor:
 class HeadKind:
     """The contract of a head kind (stateless: one instance serves every head).
 
+    The output layer, the loss and the predicted classes come from the head's loss
+    (``head_losses.loss_of``); the kind adds the values, the metrics and the score.
+
     Attributes:
         name: the ``kind`` string of the specs.
         predicts_classes: reports ``<head>/acc`` (and appears in confusion matrices).
@@ -61,17 +53,24 @@ class HeadKind:
     reports_mae: ClassVar[bool] = False
 
     def output_size(self, head: Head) -> int:
-        """Outputs of the head's layer: one logit per class by default."""
-        return int(head["num_classes"])
+        """Outputs of the head's layer (its loss decides)."""
+        return loss_of(head).output_size(head)
 
-    def loss(self, head: Head, output: Tensor, labels: Tensor, ordinal_ce: float) -> Tensor:
+    def output_layer(self, in_features: int, head: Head) -> nn.Module:
+        """The head's output layer on ``in_features`` shared features."""
+        return loss_of(head).output_layer(in_features, head)
+
+    def loss(
+        self, head: Head, output: Tensor, labels: Tensor, ordinal_ce: float | None = None
+    ) -> Tensor:
         """The loss on a batch (mean over samples) of the output (N, outputs) against the
-        head's label bytes (N,); ``ordinal_ce`` weighs an ordinal head's cross-entropy."""
-        raise NotImplementedError
+        head's label bytes (N,); ``ordinal_ce`` weighs a ``distance`` loss's cross-entropy
+        where the head's loss spec does not."""
+        return loss_of(head, ordinal_ce)(head, output, labels)
 
     def predicted_classes(self, head: Head, output: Tensor) -> Tensor:
         """Class indices (N,) the head predicts."""
-        return output.argmax(dim=1)
+        return loss_of(head).predicted_classes(head, output)
 
     def predicted_values(self, head: Head, output: Tensor) -> Tensor:
         """Parameter values (N,) the head predicts, in the parameter's units."""
@@ -85,36 +84,16 @@ class HeadKind:
 class Classification(HeadKind):
     name = "classification"
 
-    def loss(self, head: Head, output: Tensor, labels: Tensor, ordinal_ce: float) -> Tensor:
-        return F.cross_entropy(output, label_classes(labels, head))
-
 
 class Ordinal(HeadKind):
     name = "ordinal"
     reports_mae = True
-
-    def loss(self, head: Head, output: Tensor, labels: Tensor, ordinal_ce: float) -> Tensor:
-        classes = label_classes(labels, head)
-        distance = (_expected_class(output) - classes).abs().mean() / (head["num_classes"] - 1)
-        return distance + ordinal_ce * F.cross_entropy(output, classes)
-
-    def predicted_classes(self, head: Head, output: Tensor) -> Tensor:
-        return _expected_class(output).round().long()
 
 
 class Regression(HeadKind):
     name = "regression"
     predicts_classes = False
     reports_mae = True
-
-    def output_size(self, head: Head) -> int:
-        return 1
-
-    def loss(self, head: Head, output: Tensor, labels: Tensor, ordinal_ce: float) -> Tensor:
-        return F.l1_loss(output[:, 0], _normalised(label_values(labels, head), head))
-
-    def predicted_classes(self, head: Head, output: Tensor) -> Tensor:
-        raise TypeError(f"A regression head ({head['name']}) predicts values, not classes.")
 
     def predicted_values(self, head: Head, output: Tensor) -> Tensor:
         span = head["max"] - head["min"]
@@ -142,7 +121,9 @@ def kind_of(head: Head) -> HeadKind:
 
 
 # the functions the tests and callbacks call, each asking the head's kind
-def head_loss(head: Head, output: Tensor, labels: Tensor, ordinal_ce: float) -> Tensor:
+def head_loss(
+    head: Head, output: Tensor, labels: Tensor, ordinal_ce: float | None = None
+) -> Tensor:
     return kind_of(head).loss(head, output, labels, ordinal_ce)
 
 

@@ -20,13 +20,14 @@ layer, they make loudness-type parameters (``note_velocity``) learnable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from src.models.components.head_kinds import kind_of
+from src.models.components.head_losses import assign_losses
 
 #: the columns of a VIMH batch's ``levels``: spec_min_db and spec_max_db
 NUM_LEVELS = 2
@@ -41,6 +42,8 @@ class OutputHeads(nn.Module):
         heads: the head specs, in label-column order.
         hidden_size: width of the hidden layer the heads share.
         dropout: dropout after the hidden layer.
+        head_losses: the model's ``head_losses`` (``components.head_losses``): a loss
+            may bring its own output layer (``coral``).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class OutputHeads(nn.Module):
         heads: Sequence[dict[str, Any]],
         hidden_size: int = 64,
         dropout: float = 0.1,
+        head_losses: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         names = [str(head["name"]) for head in heads]
@@ -63,9 +67,10 @@ class OutputHeads(nn.Module):
             nn.ReLU(),
             nn.Dropout(dropout),
         )
+        heads = assign_losses(heads, head_losses)
         self.outputs = nn.ModuleDict(
             {
-                name: nn.Linear(hidden_size, kind_of(h).output_size(h))
+                name: kind_of(h).output_layer(hidden_size, h)
                 for name, h in zip(names, heads, strict=True)
             }
         )
