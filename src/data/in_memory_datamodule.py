@@ -112,6 +112,11 @@ class InMemoryDataModule(LightningDataModule):
         """Return all inputs (float, N x ...) and their labels (N x ...)."""
         raise NotImplementedError
 
+    def from_raw(self, samples: torch.Tensor) -> torch.Tensor:
+        """Inputs (before normalisation) of samples as the data set's files hold them;
+        ``predict.py`` applies it, then ``normalise``, to new samples. Here: as floats."""
+        return samples.float()
+
     @property
     def spec(self) -> dict[str, Any]:
         """Facts about the data that the model config's ``${data_spec:...}`` values take."""

@@ -94,9 +94,13 @@ class MNISTDataModule(InMemoryDataModule):
         from torchvision.datasets import MNIST
 
         parts = [MNIST(self.data_dir, train=train, download=False) for train in (True, False)]
-        x = torch.cat([p.data for p in parts]).float().div_(255.0).unsqueeze(1)
+        x = self.from_raw(torch.cat([p.data for p in parts]).unsqueeze(1))
         y = torch.cat([p.targets for p in parts]).long()
         return x, y
+
+    def from_raw(self, images: torch.Tensor) -> torch.Tensor:
+        """Inputs of images as the IDX files store them (N x 1 x 28 x 28, bytes 0..255)."""
+        return images.float() / 255.0
 
     @property
     def spec(self) -> dict[str, Any]:

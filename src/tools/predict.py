@@ -1,10 +1,15 @@
-"""Predict with a trained regression model.
+"""Predict with a trained model of any task: ``make predict RUN=<run> INPUT=<input>``.
 
-``python src/tools/predict.py run_dir=<a training run> input=rows.csv`` writes the
-rows with their predictions, in the targets' original units, to
+Regression: ``python src/tools/predict.py run_dir=<a training run> input=rows.csv``
+writes the rows with their predictions, in the targets' original units, to
 ``rows_predictions.csv`` beside them. ``+features=[...]`` predicts one row and
 prints it. The feature and target scaling are the training run's, read from
 the checkpoint: the training data need not be at hand.
+
+Classification (``input=`` arrays as .npy/.csv, or image files: a folder, a file or
+``input=[a.png,b.png]``) writes the ``top_k`` classes by name with their
+probabilities; a multihead VIMH run (``input=`` a VIMH record file) writes each head's
+value in parameter units: see ``predict_classes``. A summary is printed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 from src.data.components.batches import tensor_loader  # noqa: E402  (needs the root)
 from src.data.components.tables import read_table  # noqa: E402
 from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
+from src.models.multihead_module import MultiheadModule  # noqa: E402
+from src.tools.predict_classes import predict_classes, predict_heads  # noqa: E402
 from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.utils.extras import extras  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
@@ -33,17 +40,24 @@ from src.utils.training_run import TrainingRun  # noqa: E402
 PREFIX = "predicted_"  # prediction columns: predicted_<target>
 
 
+def default_output(cfg: DictConfig) -> tuple[Path, Path | None]:
+    """(Where the predictions go unless ``output`` says, the input file if one):
+    beside an input file or folder, in the tool's run directory for a list of files."""
+    if not isinstance(cfg.input, (str, Path)):
+        return Path(cfg.paths.output_dir) / "predictions.csv", None
+    source = Path(cfg.input)
+    if source.is_dir():
+        return source.with_name(f"{source.name}_predictions.csv"), None
+    return source.with_name(f"{source.stem}_predictions.csv"), source
+
+
 def output_path(cfg: DictConfig) -> Path:
     """Where the predictions go; checked before any work, so nothing is overwritten."""
-    source = Path(cfg.input)
-    output = (
-        Path(cfg.output)
-        if cfg.get("output")
-        else source.with_name(f"{source.stem}_predictions.csv")
-    )
+    output, source = default_output(cfg)
+    output = Path(cfg.output) if cfg.get("output") else output
     if output.suffix.lower() != ".csv":
         raise UserInputError(f"output={output}: predictions are written as CSV, name a .csv file.")
-    if output.resolve() == source.resolve():
+    if source is not None and output.resolve() == source.resolve():
         raise UserInputError(f"output={output} is the input file: name another file.")
     if output.exists() and not cfg.get("overwrite"):
         raise UserInputError(
@@ -68,21 +82,19 @@ def read_rows(cfg: DictConfig, feature_names: list[str]) -> tuple[pd.DataFrame, 
     return pd.DataFrame([list(values)], columns=feature_names), "features=[...]"
 
 
-def restore(cfg: DictConfig) -> tuple[RegressionDataModule, LightningModule]:
-    """The data module with the checkpoint's scaling, and the model with its weights.
-
-    Nothing is fitted and no training data are read: the scaling, the names and
-    the input shape the model is built from all come from the checkpoint.
-    """
+def restore(cfg: DictConfig) -> tuple[Any, LightningModule]:
+    """The data module (a regression module with the checkpoint's scaling: nothing is
+    fitted and no training data are read), and the model with its weights."""
     run = TrainingRun.of(cfg, "predict with")
     datamodule = run.datamodule()
-    if not isinstance(datamodule, RegressionDataModule):
-        raise UserInputError(
-            f"predict.py predicts regression targets; data={type(datamodule).__name__} is not "
-            "a regression data set (tabular, diabetes, signals)."
-        )
-    run.load_datamodule_state(datamodule)
+    if isinstance(datamodule, RegressionDataModule):
+        run.load_datamodule_state(datamodule)
     return datamodule, run.model(datamodule)
+
+
+def write_table(table: pd.DataFrame, output: Path, overwrite: bool) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output, index=False, mode="w" if overwrite else "x")
 
 
 @task_wrapper
@@ -90,9 +102,22 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Predict the rows of ``cfg.input`` (or ``cfg.features``). Returns (metrics: none,
     objects), the rows with their predictions as ``objects["predictions"]``."""
     if (cfg.get("input") is None) == (cfg.get("features") is None):
-        raise UserInputError("Give the rows to predict: input=<table> or +features=[...].")
+        raise UserInputError(
+            "Give what to predict: input=<table> or +features=[...] for a regression run; "
+            "input=<.npy/.csv arrays, image folder or files, VIMH file> for the others."
+        )
     output = output_path(cfg) if cfg.get("input") is not None else None
     datamodule, model = restore(cfg)
+    if not isinstance(datamodule, RegressionDataModule):
+        if output is None:
+            raise UserInputError(
+                "+features=[...] is for regression runs: give input=<file or folder>."
+            )
+        task = predict_heads if isinstance(model, MultiheadModule) else predict_classes
+        table, summary = task(cfg, datamodule, model)
+        write_table(table, output, bool(cfg.get("overwrite")))
+        print(f"{summary}\nWrote {len(table)} rows to {output}")
+        return {}, {"cfg": cfg, "datamodule": datamodule, "model": model, "predictions": table}
 
     names = datamodule.spec["target_names"]
     rows, source = read_rows(cfg, datamodule.scaling["feature_names"])
@@ -109,8 +134,7 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if output is None:
         print(", ".join(f"{PREFIX}{name}={predictions[0, i]:.6g}" for i, name in enumerate(names)))
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(output, index=False, mode="w" if cfg.get("overwrite") else "x")
+        write_table(rows, output, bool(cfg.get("overwrite")))
         print(f"Wrote {len(rows)} rows with predictions ({PREFIX}...) to {output}")
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
     return {}, {**objects, "predictions": rows}
