@@ -72,11 +72,9 @@ class AudioFolderDataModule(FolderDataModule):
         k = len(self.classes)
         head = {"name": "label", "kind": "classification", "num_classes": k,
                 "min": 0.0, "max": float(k - 1), "step": None}  # fmt: skip
-        return {
-            "input_shape": [self.channels, self.height, self.width],
-            "heads": [head],
-            "num_classes": k,
-        }
+        # no top-level num_classes: a classifier (model=cnn) cannot read (x, y, levels)
+        # batches, so it stops at ${data_spec:num_classes} with the "do not go together" message
+        return {"input_shape": [self.channels, self.height, self.width], "heads": [head]}
 
     def prepare(self, files: dict[str, list[str]]) -> dict[str, list[str]]:
         raw = self.root / "raw"
