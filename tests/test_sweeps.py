@@ -15,9 +15,11 @@ from pathlib import Path
 import hydra
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import CmaEsSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
+from hydra_plugins.optuna_study_sweeper._space import grid_choices, space_of
 from hydra_plugins.optuna_study_sweeper._study_sweep import (
     StudySweep,
     SweepError,
@@ -67,6 +69,7 @@ def draws(sampler: optuna.samplers.BaseSampler) -> list[float]:
     return [study.ask().suggest_float("x", 0.0, 1.0) for _ in range(3)]
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # Optuna's deprecations are FutureWarnings
 @pytest.mark.parametrize(
     "name, kind",
     [
@@ -88,6 +91,32 @@ def test_sampler_override_is_seeded_and_moves_on_when_resumed(
     assert isinstance(first, kind)
     assert draws(first) == draws(again)  # seeded: the same search twice
     assert draws(resumed) != draws(first)  # a study with 5 trials gets new points
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")
+def test_search_space_uses_current_distributions() -> None:
+    """The plugin's override grammar, mapped to Optuna 3+'s distribution classes."""
+    searched, fixed = space_of(
+        [
+            "a=interval(0.1, 1.0)",
+            "b=tag(log, interval(0.001, 0.1))",
+            "c=int(interval(16, 128))",
+            "d=tag(log, int(interval(4, 256)))",
+            "e=range(1, 10, 3)",
+            "f=choice(adam, sgd)",
+            "g=5",
+        ]
+    )
+    assert searched == {
+        "a": FloatDistribution(0.1, 1.0),
+        "b": FloatDistribution(0.001, 0.1, log=True),
+        "c": IntDistribution(16, 128),
+        "d": IntDistribution(4, 256, log=True),
+        "e": IntDistribution(1, 7, step=3),  # Hydra's range stops before 10: 1, 4, 7
+        "f": CategoricalDistribution(["adam", "sgd"]),
+    }
+    assert fixed == {"g": "5"}
+    assert grid_choices(searched["e"]) == [1, 4, 7]
 
 
 def test_grid_sampler_takes_finite_values_only(tmp_path: Path) -> None:
