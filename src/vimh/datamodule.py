@@ -62,6 +62,9 @@ class VIMHDataModule(InMemoryDataModule):
         val_fraction: share of the train file held out as the val split.
         head_kind: kind of every head (``classification``, ``ordinal``, ``regression``).
         head_kinds: parameter name -> kind, for heads of another kind.
+        label_decoding: how label bytes become classes and values: ``midpoint`` (the
+            middle of each byte's interval, the more accurate) or ``nsmt`` (NSMT's reader's
+            rule, for exact comparability; docs/vimh_format.md).
         generate: make ``data_dir`` from ``generation`` if it is missing (with the
             same settings an existing one is used; other settings are an error).
         generation: the generator's settings (``synth``, ``size``, ``seed``,
@@ -79,6 +82,7 @@ class VIMHDataModule(InMemoryDataModule):
         val_fraction: float = 0.1,
         head_kind: str = "classification",
         head_kinds: dict[str, str] | None = None,
+        label_decoding: str = "midpoint",
         generate: bool = False,
         generation: dict[str, Any] | None = None,
         **shared: Any,
@@ -91,6 +95,7 @@ class VIMHDataModule(InMemoryDataModule):
         self.val_fraction = val_fraction
         self.head_kind = head_kind
         self.head_kinds = dict(head_kinds or {})
+        self.label_decoding = label_decoding
         self.generate = generate
         self.generation = generation
         self._info: dict[str, Any] | None = None
@@ -133,7 +138,7 @@ class VIMHDataModule(InMemoryDataModule):
         info = self.dataset_info()
         return {
             "input_shape": [info["channels"], info["height"], info["width"]],
-            "heads": head_specs(info, self.head_kind, self.head_kinds),
+            "heads": head_specs(info, self.head_kind, self.head_kinds, self.label_decoding),
         }
 
     def split_train(self, total: int) -> tuple[torch.Tensor, torch.Tensor]:
