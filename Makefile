@@ -127,10 +127,10 @@ graphviz: ## Install Graphviz's dot (the graphical diagrams need it) if it is mi
 		{ apt-get update -qq && apt-get install -y -qq graphviz; } || \
 		{ echo "Install Graphviz (dot) with your package manager (macOS: brew install graphviz)"; exit 1; }; }
 
-export: .venv/.synced ## Export a run's net to ONNX, check it against PyTorch: make export RUN=logs/train/runs/<run>
-	$(UVRUN) python src/tools/export.py run_dir=$(RUN) $(ARGS)
+export: .venv/.synced ## Export runs' nets to deployable ONNX (raw inputs in), checked: make export RUN=logs/train/runs/<run> (or RUN='logs/train/runs/*')
+	$(UVRUN) python src/tools/export.py 'run_dir=$(RUN)' $(ARGS)
 
-predict: .venv/.synced ## Predict new rows with a regression run: make predict RUN=<run> INPUT=rows.csv
+predict: .venv/.synced ## Predict with any run: make predict RUN=<run> INPUT=<rows.csv | arrays.npy | image folder | VIMH file> [ARGS="top_k=5"]
 	$(UVRUN) python src/tools/predict.py run_dir=$(RUN) input=$(INPUT) $(ARGS)
 
 merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merge-lora RUN=logs/train/runs/<run>
