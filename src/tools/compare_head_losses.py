@@ -1,0 +1,126 @@
+"""Which head loss learns note_velocity best: the multihead CNN on one generated simple_saw
+set, once per loss, and the test MAE of velocity (and accuracy of pitch) per run.
+
+    python src/tools/compare_head_losses.py                # 1,000 notes, 8 epochs, every loss
+    python src/tools/compare_head_losses.py --size 2000 --epochs 20 --seeds 1 2 3
+
+Every run shares the data, the seed and the settings of ``experiment=vimh_cnn`` but for
+``data.head_kinds`` (velocity's kind) and ``model.head_losses`` (its loss); a metric
+comparison, not a speed one. Runs go to ``--out`` (default ``logs/compare_head_losses``),
+and the table, also written there as ``table.md``, is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any
+
+import rootutils
+
+ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+#: (velocity's head kind, its loss) per run
+VARIANTS = [
+    ("regression", "l1"),
+    ("regression", "mse"),
+    ("regression", "huber"),
+    ("classification", "cross_entropy"),
+    ("classification", "label_smoothing"),
+    ("classification", "soft_targets"),
+    ("ordinal", "distance"),
+    ("ordinal", "coral"),
+]
+
+
+def run_one(
+    kind: str, loss: str, out: Path, size: int, epochs: int, seed: int, extra: list[str]
+) -> dict[str, float]:
+    """Train one variant; its test metrics as floats."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from src.train import train
+
+    run_dir = out / f"{kind}_{loss}_seed{seed}"
+    data_parent = out / "data"
+    overrides = [
+        "experiment=vimh_cnn",
+        f"paths.data_dir={data_parent}",
+        f"data.generation.size={size}",
+        f"data.data_dir={data_parent / f'vimh-32x32x1_8000Hz_1p0s_{size}dss_simple_saw_2p'}",
+        f"trainer.max_epochs={epochs}",
+        f"seed={seed}",
+        f"data.head_kinds={{note_velocity: {kind}}}",
+        f"model.head_losses={{note_velocity: {loss}}}",
+        *extra,
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train.yaml", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.paths.log_dir = str(run_dir)
+        cfg.extras.print_config = False
+        cfg.trainer.enable_progress_bar = False
+        for key in ("rich_progress_bar", "model_summary"):
+            cfg.callbacks.pop(key, None)
+    HydraConfig.instance().set_config(cfg)
+    metrics, _ = train(cfg)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def table(results: dict[tuple[str, str], list[dict[str, float]]]) -> str:
+    lines = [
+        "| velocity head | loss | test velocity MAE | test pitch acc | runs |",
+        "|---|---|---|---|---|",
+    ]
+    for (kind, loss), runs in sorted(
+        results.items(),
+        key=lambda item: statistics.mean(r["test/note_velocity/mae"] for r in item[1]),
+    ):
+        maes = [r["test/note_velocity/mae"] for r in runs]
+        accs = [r["test/note_number/acc"] for r in runs]
+        spread = f" ± {statistics.stdev(maes):.2f}" if len(maes) > 1 else ""
+        lines.append(
+            f"| {kind} | {loss} | {statistics.mean(maes):.2f}{spread} | "
+            f"{statistics.mean(accs):.3f} | {len(runs)} |"
+        )
+    return "\n".join(lines)
+
+
+def compare(
+    out: Path,
+    size: int,
+    epochs: int,
+    seeds: list[int],
+    variants: list[tuple[str, str]],
+    extra: list[str] | None = None,
+) -> dict[tuple[str, str], list[dict[str, float]]]:
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for seed in seeds:
+        for kind, loss in variants:
+            metrics = run_one(kind, loss, out, size, epochs, seed, list(extra or []))
+            results.setdefault((kind, loss), []).append(metrics)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1000, help="notes generated (train + test)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[12345], help="one run per seed")
+    parser.add_argument("--out", type=Path, default=ROOT / "logs" / "compare_head_losses")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
+    args = parser.parse_args()
+    results = compare(args.out, args.size, args.epochs, args.seeds, VARIANTS, args.overrides)
+    text = table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
