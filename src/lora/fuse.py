@@ -3,24 +3,28 @@
 ``python src/lora/fuse.py adapters=[<run>,<run>] weights=[1,1] method=ties``
 
 For each method, the fused adapter is written once per source task, with
-that task's output head, in peft's format:
-``<output_dir>/<method>/task<i>/adapter_config.json`` and
-``adapter_model.safetensors``. Each is tested on its task's test split, and
-a table of the metric per method and task is printed and saved as
-``<output_dir>/fusion.csv``; its first row, ``separate``, is each task's
-own adapter, the ceiling a fusion aims at.
+that task's output head, as a LoRA run directory ``<output_dir>/<method>/task<i>/``:
+the adapter in peft's format in ``adapter/`` (``adapter_config.json``,
+``adapter_model.safetensors``), the source run's config in ``.hydra/config.yaml`` and
+the task module with the fused adapter in ``checkpoints/epoch_000.ckpt``, so that
+``make eval RUN=<output_dir>/<method>/task<i>`` evaluates it and ``make merge-lora
+RUN=...`` merges it into the base like any LoRA run. Each is tested on its task's
+test split, and a table of the metric per method and task is printed and saved as
+``<output_dir>/fusion.csv``; its first rows are ``separate`` (each task's own
+adapter, the ceiling a fusion aims at) and ``base`` (no low-rank update, the floor).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import hydra
 import rootutils
 import torch
 from lightning import LightningDataModule
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
@@ -33,9 +37,11 @@ from src.lora.fusion import (  # noqa: E402  (needs the root on sys.path)
     svd_skip_reason,
     with_head,
 )
-from src.lora.runs import LoRARun  # noqa: E402
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.utils.extras import extras  # noqa: E402
+from src.lora.net import PEFT_PREFIX  # noqa: E402
+from src.lora.runs import ADAPTER_DIR, LoRARun  # noqa: E402
+from src.utils.atomic import write_bytes, write_text  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 
 
 def score_adapter(
@@ -53,6 +59,35 @@ def score_adapter(
     )
     metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     return float(metrics[module.hparams.monitor.replace("val/", "test/", 1)])
+
+
+def write_run(directory: Path, run: LoRARun, datamodule: LightningDataModule) -> Path:
+    """Make ``directory`` (its adapter in ``adapter/``) a LoRA run that eval and merge-lora
+    read: the source run's config, and a checkpoint of the task module with this adapter
+    (laid out as a LoRA training run's: ``net.model.<peft key>``). Returns the adapter dir."""
+    import lightning
+
+    module = run.adapted_module(datamodule, directory / ADAPTER_DIR)
+    state = {k: v for k, v in module.state_dict().items() if not k.startswith("net.")}
+    state.update({f"net.{PEFT_PREFIX}{k}": v for k, v in module.net.state_dict().items()})
+    checkpoint = {
+        "state_dict": state,
+        "epoch": 0,
+        "global_step": 0,
+        "pytorch-lightning_version": lightning.__version__,
+        "fused_from": {"adapter": str(directory / ADAPTER_DIR), "task_run": str(run.run_dir)},
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(directory / "checkpoints" / "epoch_000.ckpt", buffer.getvalue())
+    # the fused adapter's rank and scale (peft sets its own: linear halves lora_alpha) are
+    # what eval's LoRANet must be built with; the rest is the source run's config
+    fused = read_adapter_config(directory / ADAPTER_DIR)
+    cfg = run.cfg.copy()
+    with open_dict(cfg):
+        cfg.model.lora.r, cfg.model.lora.lora_alpha = fused["r"], fused["lora_alpha"]
+    write_text(directory / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
+    return directory / ADAPTER_DIR
 
 
 def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -93,8 +128,9 @@ def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
         results[method] = {}
         for task, run in runs.items():
             directory = Path(cfg.paths.output_dir) / method / task
-            with_head(directory, config, fused, run.adapter_dir)
-            results[method][task] = score_adapter(cfg, run, data[task], directory)
+            with_head(directory / ADAPTER_DIR, config, fused, run.adapter_dir)
+            write_run(directory, run, data[task])
+            results[method][task] = score_adapter(cfg, run, data[task], directory / ADAPTER_DIR)
     report(results, runs, Path(cfg.paths.output_dir) / "fusion.csv", skipped)
     return results
 
@@ -113,7 +149,7 @@ def base_scores(
             for k, v in load_peft_weights(str(run.adapter_dir)).items()
             if is_lora_weight(k)
         }
-        directory = Path(cfg.paths.output_dir) / "base" / task
+        directory = Path(cfg.paths.output_dir) / "base" / task / ADAPTER_DIR
         with_head(
             directory, LoraConfig.from_pretrained(str(run.adapter_dir)), zero, run.adapter_dir
         )
@@ -144,12 +180,15 @@ def report(
     for task, run in runs.items():
         print(f"{task}: {run.run_dir}")
     print(f"Fused adapters and fusion.csv in {path.parent}")
+    fused = next((m for m in results if m not in ("separate", "base")), None)
+    if fused:
+        where = path.parent / fused / tasks[0]
+        print(f"Evaluate a fused adapter: make eval RUN={where}")
+        print(f"Merge it into the base:   make merge-lora RUN={where}")
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="fuse.yaml")
-@exit_on_user_error
+@entry_point("fuse.yaml")
 def main(cfg: DictConfig) -> None:
-    extras(cfg)
     fuse_adapters(cfg)
 
 

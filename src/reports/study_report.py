@@ -38,7 +38,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import rootutils
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,7 +55,8 @@ from src.reports.study_plots import (  # noqa: E402
     write_index,
     write_plots,
 )
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 
@@ -267,8 +267,7 @@ def train_with(best: dict[str, Any], train_args: str) -> None:
         raise SystemExit(code)
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="study_report.yaml")
-@exit_on_user_error
+@entry_point("study_report.yaml")
 def main(cfg: DictConfig) -> None:
     report = study_report(cfg)
     if cfg.get("train_best"):

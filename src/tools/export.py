@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import rootutils
 import torch
 from omegaconf import DictConfig, open_dict
@@ -40,8 +39,8 @@ rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
 from src.tools.deployable import deployable, raw_test_inputs  # noqa: E402
 from src.utils.atomic import write_json  # noqa: E402
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.utils.extras import extras  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
 from src.utils.training_run import TrainingRun  # noqa: E402
 
@@ -277,10 +276,8 @@ def export_all(cfg: DictConfig) -> list[dict[str, Any]]:
     return reports
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="export.yaml")
-@exit_on_user_error
+@entry_point("export.yaml")
 def main(cfg: DictConfig) -> None:
-    extras(cfg)
     export_all(cfg)
 
 

@@ -32,8 +32,8 @@ from src.data.components.tables import read_table  # noqa: E402
 from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
 from src.models.multihead_module import MultiheadModule  # noqa: E402
 from src.tools.predict_classes import predict_classes, predict_heads  # noqa: E402
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.utils.extras import extras  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
 from src.utils.training_run import TrainingRun  # noqa: E402
 
@@ -140,10 +140,8 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return {}, {**objects, "predictions": rows}
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="predict.yaml")
-@exit_on_user_error
+@entry_point("predict.yaml")
 def main(cfg: DictConfig) -> None:
-    extras(cfg)
     predict(cfg)
 
 

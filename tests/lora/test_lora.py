@@ -157,9 +157,32 @@ def test_fused_adapters_beat_chance_on_both_tasks(lora_run, inverted_run, tmp_pa
     assert all(results["base"][t] < results["separate"][t] for t in results["base"])
     for method in ("ties", "svd", "slerp"):  # chance is 0.2 on either task
         assert min(results[method].values()) > 0.4, (method, results[method])
-    fused = tmp_path / "slerp" / "task1"
+    fused = tmp_path / "slerp" / "task1" / "adapter"
     assert (fused / "adapter_model.safetensors").is_file()
     assert '"r": 8' in (fused / "adapter_config.json").read_text()  # exact: rank 4 + 4
+
+
+def test_a_fused_adapter_is_a_run_that_eval_and_merge_read(lora_run, inverted_run, tmp_path):
+    """make eval / make merge-lora on <fuse output>/<method>/task<i>: eval gives the fusion
+    table's figure, the merged plain model the same answers."""
+    runs = [lora_run[0], inverted_run[0]]
+    cfg = compose_config(
+        "fuse.yaml", [f"adapters=[{runs[0]},{runs[1]}]", "method=linear"], tmp_path
+    )
+    table = fuse_adapters(cfg)["linear"]
+    for task in ("task1", "task2"):
+        fused = tmp_path / "linear" / task
+        eval_cfg = compose_config("eval.yaml", [f"run_dir={fused}"], tmp_path / f"eval_{task}")
+        evaluated, _ = evaluate(eval_cfg)
+        assert float(evaluated["test/acc"]) == pytest.approx(table[task], abs=1e-6)
+    fused = tmp_path / "linear" / "task1"
+    path = merge(OmegaConf.create({"run_dir": str(fused), "overwrite": False}))
+    assert path.parent.parent == fused / "merged"
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert not any("lora" in k or "base_layer" in k for k in saved)
+    eval_cfg = compose_config("eval.yaml", [f"run_dir={fused / 'merged'}"], tmp_path / "eval_m")
+    merged, _ = evaluate(eval_cfg)
+    assert float(merged["test/acc"]) == pytest.approx(table["task1"], abs=0.01)
 
 
 def test_slerp_coefficients_by_hand() -> None:
@@ -315,9 +338,7 @@ def test_the_lora_commands(tmp_path: Path) -> None:
     done = run_cli("eval.py", f"run_dir={lora}", *logs, *QUIET[1:])
     assert test_metrics(done.stdout) == pytest.approx(evaluated, abs=1e-4)
 
-    done = run_cli(
-        "lora/fuse.py", f"adapters=[{lora},{inverted}]", "method=[ties,slerp]", *logs
-    )
+    done = run_cli("lora/fuse.py", f"adapters=[{lora},{inverted}]", "method=[ties,slerp]", *logs)
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"^slerp +0\.\d{4} +0\.\d{4}", done.stdout, re.MULTILINE), done.stdout
 
