@@ -74,20 +74,21 @@ def run_one(
 
 def table(results: dict[tuple[str, str], list[dict[str, float]]]) -> str:
     lines = [
-        "| velocity head | loss | test velocity MAE | test pitch acc | runs |",
-        "|---|---|---|---|---|",
+        "| velocity head | loss | test velocity MAE | test velocity acc | test pitch acc | runs |",
+        "|---|---|---|---|---|---|",
     ]
     for (kind, loss), runs in sorted(
         results.items(),
-        key=lambda item: statistics.mean(r["test/note_velocity/mae"] for r in item[1]),
+        key=lambda item: statistics.mean(
+            r.get("test/note_velocity/mae", float("inf")) for r in item[1]
+        ),
     ):
-        maes = [r["test/note_velocity/mae"] for r in runs]
-        accs = [r["test/note_number/acc"] for r in runs]
-        spread = f" ± {statistics.stdev(maes):.2f}" if len(maes) > 1 else ""
-        lines.append(
-            f"| {kind} | {loss} | {statistics.mean(maes):.2f}{spread} | "
-            f"{statistics.mean(accs):.3f} | {len(runs)} |"
-        )
+        cells = []
+        for key in ("test/note_velocity/mae", "test/note_velocity/acc", "test/note_number/acc"):
+            values = [r[key] for r in runs if key in r]  # a classification head has no MAE
+            spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.3f}{spread}" if values else "-")
+        lines.append(f"| {kind} | {loss} | {' | '.join(cells)} | {len(runs)} |")
     return "\n".join(lines)
 
 
