@@ -98,9 +98,15 @@ def open_storage(
         ) from None
     except Exception as error:  # sqlalchemy's OperationalError and kin: the server said no
         first = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
+        if make_url(url).get_backend_name() == "sqlite":
+            raise SweepError(
+                f"Cannot open the study database {shown}: {first}. Point "
+                "hydra.sweeper.storage at an Optuna study file, or at a new path."
+            ) from None
         raise SweepError(
-            f"Cannot reach the study storage {url}: {first}. Start the database server (for a "
-            "local PostgreSQL: make postgres), fix hydra.sweeper.storage, or use "
+            f"Cannot reach the study storage {shown}: {first}. Start the database server (for "
+            "a local PostgreSQL: make postgres), fix hydra.sweeper.storage, or use "
             "sqlite:///<file> on one machine."
         ) from None
 

@@ -217,7 +217,15 @@ class StudySweep:
         overrides = []
         for trial in trials:
             for name, distribution in searched.items():
-                trial._suggest(name, distribution)  # the plugin's way: no suggest_* per type
+                try:
+                    trial._suggest(name, distribution)  # the plugin's way: no suggest_* per type
+                except ValueError as error:  # the study holds the key with other values
+                    study.tell(trial, state=TrialState.FAIL)
+                    raise SweepError(
+                        f"Study {study.study_name} already searched {name} over other values "
+                        f"than {distribution} ({error}). Keep its values, or start a new study: "
+                        "hydra.sweeper.study_name=<new name>."
+                    ) from None
             if self.extend_space:
                 self.extend_space(self.config, trial)
             line = [f"{k}={v}" for k, v in {**trial.params, **fixed}.items()]

@@ -66,6 +66,8 @@ def shown(storage: str) -> str:
     """The storage URL to print: a database server's password masked."""
     from sqlalchemy.engine import make_url
 
+    if str(storage).startswith("journal://"):
+        return str(storage)
     return make_url(str(storage)).render_as_string(hide_password=True)
 
 
@@ -81,7 +83,9 @@ def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
             "null), so there is nothing to report. Give the search a storage "
             "(hydra.sweeper.storage=sqlite:///logs/optuna/optuna.db) and run it again."
         )
-    url = make_url(str(storage))
+    from hydra_plugins.optuna_study_sweeper._storage import open_storage, prepare_storage
+
+    url = make_url("journal://" if str(storage).startswith("journal://") else str(storage))
     if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").is_file():
         raise UserInputError(
             f"No study database at {url.database} (hydra.sweeper.storage={shown(storage)}). Run the "
@@ -89,8 +93,10 @@ def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
             "storage it used: hydra.sweeper.storage=<url>."
         )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # as the sweeper opens it: journal files, psycopg, the old-schema message
+    opened = open_storage(prepare_storage(str(storage)))
     try:
-        summaries = optuna.get_all_study_summaries(storage=str(storage))
+        summaries = optuna.get_all_study_summaries(storage=opened)
     except DatabaseError as error:
         raise UserInputError(
             f"{shown(storage)} is not a readable Optuna database: {error}"
@@ -102,7 +108,7 @@ def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
             f"No study named {study_name} in {shown(storage)}. The studies there: {there or 'none'}. "
             "Report one with hparams_search=<its search config>, or hydra.sweeper.study_name=<name>."
         )
-    return optuna.load_study(study_name=study_name, storage=str(storage))
+    return optuna.load_study(study_name=study_name, storage=opened)
 
 
 def count_states(study: Any) -> dict[str, int]:
