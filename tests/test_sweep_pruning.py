@@ -85,7 +85,7 @@ def test_a_job_reports_to_its_trial_and_stops_when_pruned(
         "OPTUNA_PRUNER": json.dumps(pruner),
     }.items():
         monkeypatch.setenv(key, value)
-    cfg = compose_config("train.yaml", ["trainer.max_epochs=4", *TINY], tmp_path)
+    cfg = compose_config("train.yaml", ["trainer.max_epochs=4", "logger=mlflow", *TINY], tmp_path)
     metrics, objects = train(cfg)
     assert objects["trainer"].current_epoch == 1  # one epoch of four, then stopped
     reported = study.trials[trial.number]
@@ -93,6 +93,8 @@ def test_a_job_reports_to_its_trial_and_stops_when_pruned(
     assert reported.intermediate_values[0] == pytest.approx(float(metrics["val/acc_best"]))
     assert reported.user_attrs["pruned_at_epoch"] == 0
     assert reported.user_attrs["run_dir"] == str(tmp_path)
+    (mlflow_logger,) = objects["logger"]
+    assert reported.user_attrs["mlflow_run_id"] == mlflow_logger.run_id  # the study links the run
 
     done = JobReturn(status=JobStatus.COMPLETED, _return_value=float(metrics["val/acc_best"]))
     assert record(study, trial, done, n_objectives=1) == TrialState.PRUNED
