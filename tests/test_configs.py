@@ -204,7 +204,7 @@ def test_every_experiment_config(
 
 @pytest.mark.parametrize("search", options("hparams_search"))
 def test_every_hparams_search_config(search: str, tmp_path: Path) -> None:
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+    from hydra_plugins.optuna_study_sweeper._space import space_of
 
     # each search config pins the experiment it searches
     cfg = compose_config("train.yaml", [f"hparams_search={search}"], tmp_path)
@@ -218,7 +218,7 @@ def test_every_hparams_search_config(search: str, tmp_path: Path) -> None:
     else:  # several objectives: one direction each
         assert len(metrics) == len(directions) >= 2
     overrides = [f"{key}={value}" for key, value in sweeper.params.items()]
-    distributions, fixed = create_params_from_overrides(overrides)
+    distributions, fixed = space_of(overrides)  # the sweeper's own reading of the space
     assert not fixed and len(distributions) == len(sweeper.params) >= 3
     for key, distribution in distributions.items():
         if "/" in key:  # a config group: each choice is one of its options
