@@ -41,6 +41,21 @@ def test_weights_path_loads_and_refuses_missing_or_foreign_files(tmp_path: Path)
         TorchvisionNet("resnet18", [3, 32, 32], 5, weights_path=str(tmp_path / "junk.pth"))
 
 
+def test_weights_of_a_net_fitted_to_other_channels_and_classes(tmp_path: Path) -> None:
+    """A template checkpoint of a greyscale 5-class resnet18 starts another run (full
+    fine-tuning): every weight but the fresh head's is taken, on 1 or 3 channels."""
+    trained = TorchvisionNet("resnet18", [1, 16, 16], 5)
+    state = {f"net.{k}": v for k, v in trained.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "run.ckpt")
+    again = TorchvisionNet("resnet18", [1, 16, 16], 5, weights_path=str(tmp_path / "run.ckpt"))
+    for key, value in trained.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value) != key.startswith("model.fc."), key
+    rgb = TorchvisionNet("resnet18", [3, 16, 16], 3, weights_path=str(tmp_path / "run.ckpt"))
+    assert torch.equal(rgb.model.conv1.weight, trained.model.conv1.weight.expand(-1, 3, -1, -1))
+    assert torch.equal(rgb.model.layer4[1].bn2.running_var, trained.model.layer4[1].bn2.running_var)
+    assert rgb.model.fc.out_features == 3
+
+
 def test_frozen_backbone_trains_the_head_only() -> None:
     net = TorchvisionNet("resnet18", [3, 16, 16], 3, freeze_backbone=True)
     trainable = [n for n, p in net.named_parameters() if p.requires_grad]

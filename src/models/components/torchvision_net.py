@@ -3,7 +3,8 @@
 Built with ``weights=None`` (no hub downloads); pretrained weights come from a
 local file (``weights_path``: a state dict of the same architecture, e.g. saved
 with ``torch.save(model.state_dict(), path)`` on a machine that can download
-them, or a checkpoint of this template). The output layer (the net's last
+them, or a checkpoint of this template, whatever channels and classes it was fitted
+to: full fine-tuning of a trained run). The output layer (the net's last
 ``nn.Linear``) is replaced by a fresh one for the data's classes, and the first
 convolution by one for the data's channels (initialised from the RGB filters'
 mean when weights are loaded).
@@ -72,6 +73,35 @@ def read_weights(path: Path, name: str) -> dict[str, Tensor]:
     return dict(saved)
 
 
+def fits(key: str, saved: Tensor, expected: Tensor, flexible: set[str]) -> bool:
+    """Whether a saved tensor can take the place of ``expected``: the same shape, or, for the
+    first convolution's weight and the output layer, the same shape but for the dimension
+    the data decide (input channels, classes)."""
+    if saved.shape == expected.shape:
+        return True
+    if key not in flexible or saved.ndim != expected.ndim:
+        return False
+    free = 1 if saved.ndim == 4 else 0  # conv weight: (out, in, kh, kw); head: (classes, ...)
+    return all(
+        a == b
+        for i, (a, b) in enumerate(zip(saved.shape, expected.shape, strict=True))
+        if i != free
+    )
+
+
+def fit_first_conv(new: nn.Conv2d, saved: Mapping[str, Tensor], name: str) -> None:
+    """The loaded first convolution's filters for the data's channels: as saved when they
+    have them, else each filter's mean over its channels (RGB weights on greyscale data)."""
+    weight = saved[f"{name}.weight"]
+    with torch.no_grad():
+        if weight.shape == new.weight.shape:
+            new.weight.copy_(weight)
+        else:
+            new.weight.copy_(weight.mean(dim=1, keepdim=True).expand_as(new.weight))
+        if new.bias is not None and f"{name}.bias" in saved:
+            new.bias.copy_(saved[f"{name}.bias"])
+
+
 class TorchvisionNet(nn.Module):
     """``torchvision.models.get_model(name, weights=None)`` fitted to the data.
 
@@ -105,19 +135,18 @@ class TorchvisionNet(nn.Module):
                 f"Did you mean {close}? All: torchvision.models.list_models()."
             )
         model = models.get_model(name, weights=None, **dict(kwargs or {}))
+        conv, self.head_name = first_conv(model), last_linear(model)
+        saved = None
         if weights_path is not None:
-            self.load(model, Path(weights_path), name)
+            saved = self.load(model, Path(weights_path), name, conv, self.head_name)
         channels = int(input_shape[0])
-        conv = first_conv(model)
         if conv is not None and model.get_submodule(conv).in_channels != channels:
             old = model.get_submodule(conv)
             new = nn.Conv2d(channels, old.out_channels, old.kernel_size, old.stride,
                             old.padding, old.dilation, old.groups, old.bias is not None)  # fmt: skip
-            if weights_path is not None:
-                with torch.no_grad():
-                    new.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
             replace(model, conv, new)
-        self.head_name = last_linear(model)
+        if conv is not None and saved is not None:
+            fit_first_conv(model.get_submodule(conv), saved, conv)
         head = model.get_submodule(self.head_name)
         replace(model, self.head_name, nn.Linear(head.in_features, num_classes))
         self.model = model
@@ -127,12 +156,21 @@ class TorchvisionNet(nn.Module):
                 parameter.requires_grad = pname.startswith(f"{self.head_name}.")
 
     @staticmethod
-    def load(model: nn.Module, path: Path, name: str) -> None:
+    def load(
+        model: nn.Module, path: Path, name: str, conv: str | None, head: str
+    ) -> dict[str, Tensor]:
+        """Load ``path`` into ``model`` (torchvision's, before it is fitted to the data) and
+        return the weights read. The first convolution may have other input channels (a
+        checkpoint of this template fitted to greyscale data; ``fit_first_conv`` takes it)
+        and the output layer other classes (it is replaced by a fresh one)."""
         saved = read_weights(path, name)
         expected = model.state_dict()
+        flexible = {f"{head}.weight", f"{head}.bias"}
+        if conv is not None:
+            flexible.add(f"{conv}.weight")
         missing = sorted(set(expected) - set(saved))
         unexpected = sorted(set(saved) - set(expected))
-        wrong = [k for k in expected if k in saved and saved[k].shape != expected[k].shape]
+        wrong = [k for k in expected if k in saved and not fits(k, saved[k], expected[k], flexible)]
         if missing or unexpected or wrong:
             raise UserInputError(
                 f"model.net.weights_path={path} does not fit torchvision's {name}: "
@@ -141,7 +179,9 @@ class TorchvisionNet(nn.Module):
                 f"other shapes (e.g. {wrong[:2]}). It was saved from another architecture: set "
                 "model.net.name to that one, or give weights of this one."
             )
-        model.load_state_dict(saved)
+        same = {k: v for k, v in saved.items() if v.shape == expected[k].shape}
+        model.load_state_dict(same, strict=False)
+        return saved
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
