@@ -38,6 +38,7 @@ from src.utils.errors import UserInputError
 from src.vimh.format import INFO_FILE, Records, read_dataset, read_info
 from src.vimh.generator import generate_vimh
 from src.vimh.heads import head_specs
+from src.vimh.memmap_records import memmap_datasets, memmap_loader
 from src.vimh.plan import make_plan, settings_from
 
 # level spreads under this (dB) are rounding, not information worth amplifying
@@ -69,6 +70,9 @@ class VIMHDataModule(InMemoryDataModule):
             same settings an existing one is used; other settings are an error).
         generation: the generator's settings (``synth``, ``size``, ``seed``,
             ``test_fraction``), as in ``configs/generate_vimh.yaml``.
+        in_memory: hold the data set in memory (the speed path); ``False``: read the
+            record files in place, batch by batch (``memmap_records``: data sets larger
+            than memory; the same splits, normalisation and batches).
         shared: split_seed (seed of the train/val cut), shuffle_seed, drop_last,
             num_folds and fold (k-fold cross-validation over the train file instead
             of the ``val_fraction`` cut), num_workers, pin_memory,
@@ -85,6 +89,7 @@ class VIMHDataModule(InMemoryDataModule):
         label_decoding: str = "midpoint",
         generate: bool = False,
         generation: dict[str, Any] | None = None,
+        in_memory: bool = True,
         **shared: Any,
     ) -> None:
         super().__init__(data_dir, (0, 0, 0), batch_size, **shared)
@@ -98,7 +103,41 @@ class VIMHDataModule(InMemoryDataModule):
         self.label_decoding = label_decoding
         self.generate = generate
         self.generation = generation
+        self.in_memory = in_memory
+        self.datasets: dict[str, Any] = {}  # the memmap splits (in_memory=False)
         self._info: dict[str, Any] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.in_memory:
+            super().setup(stage)
+        elif not self.datasets:
+            self.datasets, self.split_indices, self.indexed = memmap_datasets(self)
+
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        if self.in_memory:
+            return super()._loader(split, shuffle)
+        self.setup()
+        return memmap_loader(self, split, shuffle)
+
+    @property
+    def data_train(self) -> Any:
+        return (
+            InMemoryDataModule.data_train.fget(self)
+            if self.in_memory
+            else self.datasets.get("train")
+        )
+
+    @property
+    def data_val(self) -> Any:
+        return (
+            InMemoryDataModule.data_val.fget(self) if self.in_memory else self.datasets.get("val")
+        )
+
+    @property
+    def data_test(self) -> Any:
+        return (
+            InMemoryDataModule.data_test.fget(self) if self.in_memory else self.datasets.get("test")
+        )
 
     @property
     def source(self) -> str:
