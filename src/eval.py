@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import hydra
 import rootutils
 from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.utils.checkpoints import check_checkpoint_fits  # noqa: E402
-from src.utils.errors import exit_on_user_error  # noqa: E402
-from src.utils.extras import extras  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
 from src.utils.logging_utils import RankedLogger, log_hyperparameters  # noqa: E402
 from src.utils.run_metadata import write_run_metadata  # noqa: E402
@@ -48,10 +46,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(objects["trainer"].callback_metrics), objects
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="eval.yaml")
-@exit_on_user_error
+@entry_point("eval.yaml")
 def main(cfg: DictConfig) -> None:
-    extras(cfg)
     metric_dict, _ = evaluate(cfg)
     print_summary(metric_dict, cfg.paths.output_dir)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import hydra
 import rootutils
 from omegaconf import DictConfig
 
@@ -13,7 +12,7 @@ rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 # light imports only: a sweeper process that launches jobs elsewhere (hydra/launcher=parallel)
 # never imports Lightning; train() and main() import what they use
 from src.utils.ddp import multirun_job_as_single_run  # noqa: E402
-from src.utils.errors import exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.logging_utils import RankedLogger  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
 
@@ -76,18 +75,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return {**train_metrics, **test_metrics}, objects
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
-@exit_on_user_error
+@entry_point("train.yaml")  # config checks, extras, one message for a user error: utils/entry_point
 def main(cfg: DictConfig) -> float | list[float] | None:
-    from src.utils.config_checks import check_config
-
-    check_config(cfg)  # types and ranges, before anything heavy is imported
-    from src.utils.extras import extras
     from src.utils.loggers import report_optimized_metric
     from src.utils.logging_utils import count_parameters
     from src.utils.run_summary import get_metric_value, print_summary
 
-    extras(cfg)
     with multirun_job_as_single_run(__file__):  # DDP's extra ranks re-run this job alone
         metric_dict, objects = train(cfg)
     # the parameter counts can be objectives too: optimized_metric=[val/acc_best, model/params/total]

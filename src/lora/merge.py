@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import rootutils
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -22,8 +21,8 @@ rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.lora.base_weights import NET_PREFIX  # noqa: E402
 from src.lora.runs import LoRARun, without_lora  # noqa: E402
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.utils.extras import extras  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 from src.utils.logging_utils import RankedLogger  # noqa: E402
 
 log = RankedLogger(__name__)
@@ -62,10 +61,8 @@ def merge(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="merge_lora.yaml")
-@exit_on_user_error
+@entry_point("merge_lora.yaml")
 def main(cfg: DictConfig) -> None:
-    extras(cfg)
     path = merge(cfg)
     print(f"Merged checkpoint: {path}")
     print(f"Evaluate it with: python src/eval.py run_dir={path.parent.parent}")

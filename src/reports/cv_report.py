@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pandas as pd
 import rootutils
 from omegaconf import DictConfig
@@ -24,7 +23,8 @@ from omegaconf import DictConfig
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.utils.atomic import write_json, write_text  # noqa: E402
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 from src.utils.runs import fold_summary, fold_table  # noqa: E402
 
 REPORT = "cv_report"
@@ -83,8 +83,7 @@ def cv_report(multirun_dir: str | Path) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="cv_report.yaml")
-@exit_on_user_error
+@entry_point("cv_report.yaml")
 def main(cfg: DictConfig) -> None:
     cv_report(cfg.multirun_dir)
 

@@ -273,7 +273,7 @@ def train_with(best: dict[str, Any], train_args: str) -> None:
         raise SystemExit(code)
 
 
-@entry_point("study_report.yaml")
+@entry_point("study_report.yaml", extras=False)  # a report: no config tree, no Lightning
 def main(cfg: DictConfig) -> None:
     report = study_report(cfg)
     if cfg.get("train_best"):

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import hydra
 import rootutils
 import torch
 from omegaconf import DictConfig
@@ -24,7 +23,8 @@ from omegaconf import DictConfig
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.tools.summary import example_data, example_model, summarize  # noqa: E402
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -244,8 +244,7 @@ def draw(cfg: DictConfig) -> list[Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="diagrams.yaml")
-@exit_on_user_error
+@entry_point("diagrams.yaml")
 def main(cfg: DictConfig) -> None:
     for path in draw(cfg):
         print(f"wrote {path}")

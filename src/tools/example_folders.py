@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 import rootutils
 from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 
 # the audio classes: (waveform, MIDI note)
 AUDIO_CLASSES = {"saw_low": ("saw", 48), "saw_high": ("saw", 67), "sine_low": ("sine", 48),
@@ -80,8 +80,7 @@ def write_synth_notes(
     return raw
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="example_folder.yaml")
-@exit_on_user_error
+@entry_point("example_folder.yaml")
 def main(cfg: DictConfig) -> None:
     raw = Path(cfg.root) / "raw"
     if raw.exists():

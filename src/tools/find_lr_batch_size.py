@@ -16,15 +16,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import rootutils
 from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.utils.extras import extras  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
 
@@ -172,10 +171,8 @@ def search(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return ({"found": found} if found is not None else {}), objects
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="lr_find.yaml")
-@exit_on_user_error
+@entry_point("lr_find.yaml")
 def main(cfg: DictConfig) -> None:
-    extras(cfg)
     search(cfg)
 
 

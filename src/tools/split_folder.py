@@ -6,7 +6,6 @@ the same settings again do nothing, other settings stop with what to do.
 
 from __future__ import annotations
 
-import hydra
 import rootutils
 from omegaconf import DictConfig
 
@@ -17,7 +16,8 @@ from src.data.components.folder_splits import (  # noqa: E402
     IMAGE_EXTENSIONS,
     make_splits,
 )
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 
 KINDS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
 
@@ -34,8 +34,7 @@ def split(cfg: DictConfig) -> str:
     return message
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="split.yaml")
-@exit_on_user_error
+@entry_point("split.yaml")
 def main(cfg: DictConfig) -> None:
     split(cfg)
 

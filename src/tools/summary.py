@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.errors import exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.instantiators import instantiate_model  # noqa: E402
 
 
@@ -48,8 +48,7 @@ def summarize(cfg: DictConfig, model: Any = None) -> str:
     return str(ModelSummary(model, max_depth=cfg.depth))
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="summary.yaml")
-@exit_on_user_error
+@entry_point("summary.yaml")
 def main(cfg: DictConfig) -> None:
     print(summarize(cfg))
 

@@ -38,8 +38,9 @@ def _fraction_or_count(value: Any) -> bool:
 # key -> (check, what is expected, an example); None passes where the key may be null
 RULES: dict[str, tuple[Callable[[Any], bool], str, str, bool]] = {
     "data.batch_size": (lambda v: _int(v) and v >= 1, "an integer >= 1", "64", False),
-    "data.num_workers": (lambda v: _int(v) and v >= 0, "an integer >= 0", "0", False),
-    "data.pin_memory": (lambda v: isinstance(v, bool), "true or false", "false", False),
+    # null: the folder data modules choose (the cores but one; pinned when CUDA is there)
+    "data.num_workers": (lambda v: _int(v) and v >= 0, "an integer >= 0", "0", True),
+    "data.pin_memory": (lambda v: isinstance(v, bool), "true or false", "false", True),
     "trainer.max_epochs": (
         lambda v: _int(v) and v >= -1,
         "an integer >= 1 (or -1: no limit)",

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import rootutils
 from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
 from src.vimh.generator import generate_vimh  # noqa: E402
 from src.vimh.plan import settings_from  # noqa: E402
 
@@ -59,8 +59,7 @@ def generate(cfg: DictConfig) -> Path:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="generate_vimh.yaml")
-@exit_on_user_error
+@entry_point("generate_vimh.yaml")
 def main(cfg: DictConfig) -> None:
     generate(cfg)
 
