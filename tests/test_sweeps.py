@@ -61,7 +61,9 @@ def test_search_config_points_at_a_persistent_study(tmp_path: Path) -> None:
     assert (tmp_path / "optuna").is_dir()
     optuna.create_study(study_name="x", storage=url)
     assert (tmp_path / "optuna" / "optuna.db").is_file()
-    assert prepare_storage("postgresql://user:pw@host:5432/optuna").startswith("postgresql://")
+    # a server's URL is kept, with psycopg 3 as its driver (SQLAlchemy's default is psycopg2)
+    server = prepare_storage("postgresql://user:pw@host:5432/optuna")
+    assert server == "postgresql+psycopg://user:pw@host:5432/optuna"
 
 
 def draws(sampler: optuna.samplers.BaseSampler) -> list[float]:
