@@ -18,7 +18,6 @@ says more than an index and survives files added to the folder.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from src.data.components.batch_count import check_batch_count
 from src.data.components.file_samples import CheckedCollate, LoaderProblem
 from src.data.components.folder_splits import (
     IMAGE_EXTENSIONS,
@@ -234,13 +234,8 @@ class FolderDataModule(LightningDataModule):
         if trainer is not None and trainer.overfit_batches:
             shuffle = False
         drop_last = self.drop_last and shuffle
-        world = trainer.world_size if trainer is not None else 1
-        if drop_last and math.ceil(len(dataset) / world) < self.batch_size:
-            raise UserInputError(
-                f"The {split} split of {self.root} has {len(dataset)} files, fewer than "
-                f"data.batch_size={self.batch_size} per process, and incomplete batches are "
-                "dropped (drop_last, switched on for nets with BatchNorm). Lower data.batch_size."
-            )
+        check_batch_count(trainer, split, len(dataset), self.batch_size, drop_last, str(self.root),
+                          "files")  # fmt: skip
         generator = None
         if shuffle:
             seed = self.shuffle_seed

@@ -31,7 +31,6 @@ the ``DataLoader`` (pinned batches copy to a GPU without blocking).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +38,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
+from src.data.components.batch_count import check_batch_count
 from src.data.components.batches import TensorSamples, tensor_loader
 from src.data.components.folds import fold_split
 from src.data.components.splits import SPLITS, Split, random_split, split_sizes
@@ -277,31 +277,9 @@ class InMemoryDataModule(LightningDataModule):
             seed=seed,
             pin_memory=self.pin_memory,
         )
-        world_size = trainer.world_size if trainer is not None else 1
-        samples = math.ceil(len(self.splits[split][0]) / world_size)
-        batches = samples // self.batch_size if self.drop_last and shuffle else len(loader)
-        if batches == 0:
-            raise UserInputError(
-                f"The {split} split of {self.source} has {len(self.splits[split][0])} samples, "
-                f"fewer than data.batch_size={self.batch_size} per process, and incomplete "
-                "batches are dropped (drop_last, switched on for nets with BatchNorm). "
-                "Lower data.batch_size or give the split more samples."
-            )
-        if trainer is not None:
-            self._at_least_one_batch(trainer, split, math.ceil(samples / self.batch_size))
+        size, drop_last = len(self.splits[split][0]), self.drop_last and shuffle
+        check_batch_count(trainer, split, size, self.batch_size, drop_last, self.source)
         return loader
-
-    @staticmethod
-    def _at_least_one_batch(trainer: Any, split: str, batches: int) -> None:
-        """A fraction ``limit_<split>_batches`` of fewer batches than one: one batch."""
-        key = f"limit_{split}_batches"
-        limit = getattr(trainer, key)
-        if isinstance(limit, float) and 0 < limit < 1 and int(batches * limit) == 0:
-            log.warning(
-                f"trainer.{key}={limit} of the {batches} {split} batches is less than one "
-                f"batch: running 1 batch instead (set trainer.{key}=1 to say so)."
-            )
-            setattr(trainer, key, 1)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

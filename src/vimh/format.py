@@ -108,9 +108,9 @@ def _first_bad(ok: np.ndarray) -> int | None:
     return None if ok.all() else int(np.argmin(ok))
 
 
-def read_records(path: str | Path, num_params: int) -> Records:
-    """Parse a record file whose labels must name each of ``num_params`` parameters once."""
-    path = Path(path)
+def _rows(path: Path) -> np.ndarray:
+    """The file's records as a structured array, every header checked against record 0's
+    and the file against a whole number of records."""
     if not path.is_file():
         raise UserInputError(f"{path} is missing: a VIMH data set needs its train and test files.")
     data = np.fromfile(path, dtype=np.uint8)
@@ -152,19 +152,17 @@ def read_records(path: str | Path, num_params: int) -> Records:
             f"{data.size % dtype.itemsize} bytes into it; records are {dtype.itemsize} bytes). "
             "Generate the data set again."
         )
-    levels = np.stack([rows["spec_min_db"], rows["spec_max_db"]], axis=1).astype(np.float32)
-    bad = _first_bad(np.isfinite(levels).all(axis=1) & (levels[:, 0] <= levels[:, 1]))
-    if bad is not None:
+    return rows
+
+
+def _check_label_ids(path: Path, ids: np.ndarray, num_params: int) -> None:
+    """Each record's labels (param_ids ``ids``, one row a record) name each of the
+    ``num_params`` parameters once."""
+    if ids.shape[1] != num_params:
         raise UserInputError(
-            f"{path}: record {bad} has an inconsistent header "
-            f"(spec_min_db={levels[bad, 0]}, spec_max_db={levels[bad, 1]}). The file is corrupt."
-        )
-    if num_labels != num_params:
-        raise UserInputError(
-            f"{path}: record 0 has {num_labels} labels but {INFO_FILE} names {num_params} "
+            f"{path}: record 0 has {ids.shape[1]} labels but {INFO_FILE} names {num_params} "
             "parameters: the JSON and the binary disagree."
         )
-    ids = rows["labels"][:, :, 0]
     bad = _first_bad((ids < num_params).all(axis=1))
     if bad is not None:
         raise UserInputError(
@@ -177,9 +175,25 @@ def read_records(path: str | Path, num_params: int) -> Records:
             f"{path}: record {bad} labels parameters {ids[bad].tolist()}; each param_id "
             f"0..{num_params - 1} must appear once."
         )
+
+
+def read_records(path: str | Path, num_params: int) -> Records:
+    """Parse a record file whose labels must name each of ``num_params`` parameters once."""
+    path = Path(path)
+    rows = _rows(path)
+    levels = np.stack([rows["spec_min_db"], rows["spec_max_db"]], axis=1).astype(np.float32)
+    bad = _first_bad(np.isfinite(levels).all(axis=1) & (levels[:, 0] <= levels[:, 1]))
+    if bad is not None:
+        raise UserInputError(
+            f"{path}: record {bad} has an inconsistent header "
+            f"(spec_min_db={levels[bad, 0]}, spec_max_db={levels[bad, 1]}). The file is corrupt."
+        )
+    ids = rows["labels"][:, :, 0]
+    _check_label_ids(path, ids, num_params)
     order = np.argsort(ids, axis=1, kind="stable")
     labels = np.take_along_axis(rows["labels"][:, :, 1], order, axis=1)
-    images = np.ascontiguousarray(rows["pixels"]).reshape(count, channels, height, width)
+    shape = (int(rows["channels"][0]), int(rows["height"][0]), int(rows["width"][0]))
+    images = np.ascontiguousarray(rows["pixels"]).reshape(len(rows), *shape)
     return Records(images, labels, levels)
 
 
