@@ -18,6 +18,7 @@ from src.models.components.residual_cnn1d import ResidualCNN1D
 from src.models.regression_module import RegressionModule
 from src.train import train
 from src.utils.batchnorm import has_batchnorm
+from src.utils.errors import UserInputError
 from src.utils.instantiators import instantiate_callbacks, instantiate_model
 from tests.conftest import compose_config
 
@@ -86,7 +87,7 @@ def test_residual_cnn1d_deep_stack_starts_as_identity_blocks() -> None:
     loss = net(torch.randn(5, 2, 64)).square().mean()
     loss.backward()
     assert all(p.grad is not None for p in net.parameters())  # gradients reach the stem
-    with pytest.raises(ValueError, match="at least 4096 samples"):
+    with pytest.raises(UserInputError, match="at least 4096 samples"):
         ResidualCNN1D([1, 64], 1, num_blocks=12, downsample_every=1)
 
 
