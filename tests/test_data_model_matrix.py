@@ -10,7 +10,6 @@ checkpoint and early-stopping callbacks off and would hide a metric they cannot 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -137,21 +136,9 @@ def small_data(data: str, dirs: dict[str, Path]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def dirs(data_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):  # noqa: F811
-    """test_configs' small data, a folder of 16x16 digit PNGs (three classes) and one of
-    synth notes (four classes, 10 WAV files each), split."""
-    from src.data.components.folder_splits import AUDIO_EXTENSIONS, make_splits
-    from src.tools.example_folders import write_digit_images, write_synth_notes
-
-    images = tmp_path_factory.mktemp("images")
-    write_digit_images(images, size=16, channels=3, per_class=10)
-    for other in range(3, 10):
-        shutil.rmtree(images / "raw" / str(other))
-    make_splits(images)
-    notes = tmp_path_factory.mktemp("notes")
-    write_synth_notes(notes, per_class=10)
-    make_splits(notes, extensions=AUDIO_EXTENSIONS)
-    return {**data_dirs, "images": images, "notes": notes}
+def dirs(data_dirs: dict[str, Path]) -> dict[str, Path]:  # noqa: F811
+    """test_configs' small data (MNIST files, a table, VIMH, image and note folders)."""
+    return data_dirs
 
 
 def test_every_data_and_model_option_is_in_the_table() -> None:
