@@ -111,16 +111,18 @@ class RecordFile:
         return pixels.reshape(len(rows), *self.shape)
 
     def pixel_moments(self, rows: np.ndarray) -> tuple[float, float]:
-        """Mean and (unbiased) std of the pixel bytes of ``rows``, in chunks (float64)."""
-        total = squares = 0.0
+        """Mean and (unbiased) std of the pixel bytes of ``rows``: exact integer sums over
+        8 MiB chunks (a float copy of a larger chunk would cost more than the batches)."""
+        total = squares = 0
         rows = np.sort(rows)
-        step = max(1, CHUNK_BYTES // self.dtype.itemsize)
+        step = max(1, 8 * 2**20 // self.dtype.itemsize)
         for start in range(0, len(rows), step):
-            part = self.images(rows[start : start + step]).astype(np.float64)
-            total, squares = total + part.sum(), squares + np.square(part).sum()
+            part = self.images(rows[start : start + step])
+            total += int(part.sum(dtype=np.int64))
+            squares += int(np.square(part, dtype=np.int32).sum(dtype=np.int64))
         n = len(rows) * int(np.prod(self.shape))
         mean = total / n
-        return mean, float(np.sqrt(max(squares - n * mean * mean, 0.0) / max(n - 1, 1)))
+        return mean, float(np.sqrt(max(squares - total * mean, 0.0) / max(n - 1, 1)))
 
 
 class MemmapSamples(Dataset):

@@ -79,3 +79,22 @@ def test_corrupt_files_stop_with_the_record_named(vimh_dir: Path, tmp_path: Path
     (copy / "train").write_bytes(bytes(data[: 10 * record + 7]))
     with pytest.raises(UserInputError, match="record 10 is truncated"):
         VIMHDataModule(str(copy), in_memory=False).setup()
+
+
+def test_training_reads_the_same_from_memmap(vimh_dir: Path, tmp_path: Path) -> None:
+    """Two epochs of vimh_cnn_16k: the memmap run's metrics are the in-memory run's."""
+    from src.train import train
+
+    results = []
+    for in_memory in ("true", "false"):
+        cfg = vimh_config(
+            tmp_path / in_memory, f"data.data_dir={vimh_dir}", "data.generate=false",
+            f"data.in_memory={in_memory}", "model=vimh_cnn_16k", "trainer.max_epochs=2",
+            "logger=none", "callbacks=none", "data.shuffle_seed=3",
+        )  # fmt: skip
+        metrics, objects = train(cfg)
+        assert objects["datamodule"].in_memory is (in_memory == "true")
+        results.append({k: float(v) for k, v in metrics.items()})
+    assert results[0].keys() == results[1].keys() and "test/loss" in results[0]
+    for key, value in results[0].items():
+        assert results[1][key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
