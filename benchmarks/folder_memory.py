@@ -41,16 +41,19 @@ def write_noise(root: Path, images: int, size: int) -> int:
 
 
 class PeakRSS(threading.Thread):
-    """The largest sum of RSS over this process and its children, sampled."""
+    """The largest sum of RSS over this process (or process ``pid``) and its children, sampled."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
         super().__init__(daemon=True)
-        self.peak, self.done = 0, threading.Event()
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
 
     def run(self) -> None:
-        me = psutil.Process()
+        me = psutil.Process(self.pid)
         while not self.done.wait(0.05):
-            total = me.memory_info().rss
+            try:
+                total = me.memory_info().rss
+            except psutil.Error:  # the process has ended
+                return
             for child in me.children(recursive=True):
                 try:
                     total += child.memory_info().rss
