@@ -19,8 +19,8 @@ from tests.conftest import compose_config
     [
         ("trainer.max_epochs=abc", "trainer.max_epochs='abc' is not a number of epochs"),
         ("trainer.max_epochs=-5", "trainer.max_epochs=-5 is not a number of epochs"),
-        ("model.optimizer.lr=-1", "model.optimizer.lr=-1 must be a positive number"),
-        ("model.optimizer.lr=abc", "model.optimizer.lr='abc' must be a positive number"),
+        ("model.optimizer.lr=-1", "model.optimizer.lr=-1 must be a number >= 0"),
+        ("model.optimizer.lr=abc", "model.optimizer.lr='abc' must be a number >= 0"),
     ],
 )
 def test_bad_run_settings_stop_before_any_work(tmp_path: Path, override: str, expected: str):

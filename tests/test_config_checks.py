@@ -22,8 +22,8 @@ from tests.conftest import ROOT, compose_config
         ("data.batch_size=2.5", "data.batch_size=2.5 must be an integer >= 1"),
         ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
         ("trainer.max_epochs=-5", "trainer.max_epochs=-5 must be an integer >= 1 (or -1"),
-        ("model.optimizer.lr=-1", "model.optimizer.lr=-1 must be a number > 0"),
-        ("model.optimizer.lr=fast", "model.optimizer.lr='fast' must be a number > 0"),
+        ("model.optimizer.lr=-1", "model.optimizer.lr=-1 must be a number >= 0"),
+        ("model.optimizer.lr=fast", "model.optimizer.lr='fast' must be a number >= 0"),
         ("++trainer.limit_train_batches=1.5", "must be a count or a fraction 0..1"),
         ("trainer.accumulate_grad_batches=0", "must be an integer >= 1"),
         ("seed=abc", "seed='abc' must be an integer"),
@@ -52,7 +52,7 @@ def test_good_configs_pass(overrides: list[str], tmp_path: Path) -> None:
 
 
 def test_every_wrong_value_in_one_message(tmp_path: Path) -> None:
-    cfg = compose_config("train.yaml", ["data.batch_size=abc", "model.optimizer.lr=0"], tmp_path)
+    cfg = compose_config("train.yaml", ["data.batch_size=abc", "model.optimizer.lr=-1"], tmp_path)
     with pytest.raises(UserInputError) as error:
         check_config(cfg)
     assert "data.batch_size" in str(error.value) and "model.optimizer.lr" in str(error.value)

@@ -61,7 +61,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str, str, bool]] = {
     "trainer.limit_train_batches": (_fraction_or_count, "a count or a fraction 0..1", "0.5", True),
     "trainer.limit_val_batches": (_fraction_or_count, "a count or a fraction 0..1", "0.5", True),
     "trainer.limit_test_batches": (_fraction_or_count, "a count or a fraction 0..1", "0.5", True),
-    "model.optimizer.lr": (lambda v: _number(v) and v > 0, "a number > 0", "0.001", False),
+    # 0 is allowed: a frozen run (nothing learns) is a fair check of the machinery
+    "model.optimizer.lr": (lambda v: _number(v) and v >= 0, "a number >= 0", "0.001", False),
     "model.optimizer.weight_decay": (
         lambda v: _number(v) and v >= 0,
         "a number >= 0",

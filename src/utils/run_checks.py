@@ -34,9 +34,9 @@ def check_learning_rate(model: DictConfig | None) -> None:
     if not isinstance(optimizer, DictConfig) or "lr" not in optimizer:
         return
     lr = optimizer.lr
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr >= 0:
         raise UserInputError(
-            f"model.optimizer.lr={lr!r} must be a positive number (for example "
+            f"model.optimizer.lr={lr!r} must be a number >= 0 (for example "
             "model.optimizer.lr=0.001; make lr-find suggests one)."
         )
 

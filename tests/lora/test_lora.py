@@ -155,8 +155,14 @@ def test_fused_adapters_beat_chance_on_both_tasks(lora_run, inverted_run, tmp_pa
     assert min(results["separate"].values()) >= 0.9
     # the base's layers with each task's head: below each task's own adapter
     assert all(results["base"][t] < results["separate"][t] for t in results["base"])
-    for method in ("ties", "svd", "slerp"):  # chance is 0.2 on either task
+    # chance is 0.2 on either task. svd and slerp combine whole updates (B A) and keep
+    # both tasks well above it. peft's ties trims and sign-elects lora_A and lora_B each on
+    # its own, so the fused update is not the TIES merge of the two updates: on this pair it
+    # keeps task 2 at about 0.3, below the base's head alone (measured 0.32 against 0.43),
+    # but still above chance.
+    for method in ("svd", "slerp"):
         assert min(results[method].values()) > 0.4, (method, results[method])
+    assert min(results["ties"].values()) > 0.25, results["ties"]
     fused = tmp_path / "slerp" / "task1" / "adapter"
     assert (fused / "adapter_model.safetensors").is_file()
     assert '"r": 8' in (fused / "adapter_config.json").read_text()  # exact: rank 4 + 4
