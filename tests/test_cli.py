@@ -182,7 +182,7 @@ NEEDS_PREPARATION = sorted(
     p.stem
     for p in Path(__file__).parents[1].joinpath("configs/experiment").glob("*.yaml")
     # LoRA needs a base run, VIMH a generated set (tested apart), folders the user's files
-    if p.stem.startswith(("lora_digits", "vimh_", "moog_", "image_folder", "audio_folder"))
+    if p.stem.startswith(("lora_", "vimh_", "moog_", "image_folder", "audio_folder"))
     and p.stem != "lora_digits_base"
 )
 
