@@ -31,7 +31,6 @@ the complete trials.
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from src.reports.study_plots import (  # noqa: E402
     write_index,
     write_plots,
 )
+from src.utils.atomic import write_json, write_text  # noqa: E402
 from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.errors import UserInputError  # noqa: E402
 
@@ -153,6 +153,41 @@ def objective_names(cfg: DictConfig, n: int) -> list[str]:
     )
 
 
+def trial_experiment(
+    trial: Any,
+    study_name: str,
+    search: str,
+    names: list[str],
+    directions: list[str],
+    out: Path,
+    one_best: bool,
+) -> dict[str, Any]:
+    """Write ``<out>/experiment/<name>.yaml`` for one trial; return its entry of the report."""
+    overrides, composed = trial_overrides(trial, search)
+    name = slug(study_name) + ("_best" if one_best else f"_trial{trial.number}")
+    scores = ", ".join(
+        f"{n} = {v:.6g} ({d})" for n, v, d in zip(names, trial.values, directions, strict=True)
+    )
+    header = [
+        f"Optuna study {study_name}, trial {trial.number}: {scores}.",
+        "Written by src/reports/study_report.py. Use it where it is:",
+        f"  python src/train.py experiment={name} "
+        + shlex.quote(f"hydra.searchpath=[file://{out.resolve()}]"),
+        f"or copy it into configs/experiment/ and run: python src/train.py experiment={name}",
+    ]
+    yaml_text = experiment_yaml(overrides, set(composed.hydra.runtime.choices), header)
+    write_text(out / "experiment" / f"{name}.yaml", yaml_text)
+    return {
+        "number": trial.number,
+        "values": trial.values,
+        "params": trial.params,
+        "overrides": overrides,
+        "command": "python src/train.py " + " ".join(map(shlex.quote, overrides)),
+        "experiment": name,
+        "experiment_yaml": str(out / "experiment" / f"{name}.yaml"),
+    }
+
+
 def study_report(cfg: DictConfig) -> dict[str, Any]:
     """Write the report of the study ``cfg`` names; return what ``report.json`` holds."""
     from hydra.core.hydra_config import HydraConfig
@@ -181,40 +216,16 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
     (out / "experiment").mkdir(parents=True, exist_ok=True)
 
     directions = [d.name.lower() for d in study.directions]
-    best = []
-    for trial in trials:
-        overrides, composed = trial_overrides(trial, search)
-        one_best = cfg.get("trial") is None and len(study.directions) == 1
-        name = slug(study_name) + ("_best" if one_best else f"_trial{trial.number}")
-        scores = ", ".join(
-            f"{n} = {v:.6g} ({d})" for n, v, d in zip(names, trial.values, directions, strict=True)
-        )
-        header = [
-            f"Optuna study {study_name}, trial {trial.number}: {scores}.",
-            "Written by src/reports/study_report.py. Use it where it is:",
-            f"  python src/train.py experiment={name} "
-            + shlex.quote(f"hydra.searchpath=[file://{out.resolve()}]"),
-            f"or copy it into configs/experiment/ and run: python src/train.py experiment={name}",
-        ]
-        yaml_text = experiment_yaml(overrides, set(composed.hydra.runtime.choices), header)
-        (out / "experiment" / f"{name}.yaml").write_text(yaml_text)
-        best.append(
-            {
-                "number": trial.number,
-                "values": trial.values,
-                "params": trial.params,
-                "overrides": overrides,
-                "command": "python src/train.py " + " ".join(map(shlex.quote, overrides)),
-                "experiment": name,
-                "experiment_yaml": str(out / "experiment" / f"{name}.yaml"),
-            }
-        )
-
+    one_best = cfg.get("trial") is None and len(study.directions) == 1
+    best = [
+        trial_experiment(trial, study_name, search, names, directions, out, one_best)
+        for trial in trials
+    ]
     ranked = importances(study, names, cfg.importance_seed)
     plots = write_plots(study, out, names, cfg.importance_seed, ranked[names[0]] is not None)
     runs = trial_runs(study)
     lines = [f"# trial {b['number']}: {b['values']}\n{b['command']}\n" for b in best]
-    (out / "overrides.txt").write_text("".join(lines))
+    write_text(out / "overrides.txt", "".join(lines))
     report = {
         "study": study_name,
         "storage": shown(storage),
@@ -232,7 +243,7 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
         "report_dir": str(out),
     }
     write_index(out, report)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out / "report.json", report)
     print_report(report, out)
     return report
 

@@ -106,6 +106,21 @@ def multirun_table(multirun_dir: str | Path, metric: str | None = None) -> pd.Da
     return table
 
 
+def check_finished(unfinished: pd.DataFrame, multirun_dir: str | Path) -> None:
+    """Stop, naming each job and why, unless every fold job finished."""
+    if unfinished.empty:
+        return
+    why = []
+    for _, job in unfinished.iterrows():
+        error = job.get("error")
+        detail = f": {error}" if isinstance(error, str) else ""
+        why.append(f"{job['run_dir']} ({job['status']}{detail})")
+    raise UserInputError(
+        f"{len(why)} fold job(s) of {multirun_dir} did not finish, so their folds have no "
+        f"final metrics: {'; '.join(why)}. Fix the cause and run those folds again."
+    )
+
+
 def fold_table(multirun_dir: str | Path) -> pd.DataFrame:
     """The folds of a k-fold multirun (``-m data.num_folds=K data.fold=range(K)``): one
     row per job (``multirun_table``), with its ``num_folds`` and ``fold`` columns.
@@ -138,17 +153,7 @@ def fold_table(multirun_dir: str | Path) -> pd.DataFrame:
             f"(data.num_folds or data.fold unset), e.g. {plain[0]}. Run the folds as "
             "python src/train.py -m data.num_folds=5 'data.fold=range(5)'."
         )
-    unfinished = table[table["status"] != "finished"]
-    if not unfinished.empty:
-        why = []
-        for _, job in unfinished.iterrows():
-            error = job.get("error")
-            detail = f": {error}" if isinstance(error, str) else ""
-            why.append(f"{job['run_dir']} ({job['status']}{detail})")
-        raise UserInputError(
-            f"{len(why)} fold job(s) of {multirun_dir} did not finish, so their folds have no "
-            f"final metrics: {'; '.join(why)}. Fix the cause and run those folds again."
-        )
+    check_finished(table[table["status"] != "finished"], multirun_dir)
     table["num_folds"] = table["num_folds"].astype(int)
     table["fold"] = table["fold"].astype(int)
     groups = [k for k in table.attrs["swept"] if k not in ("data.fold", "data.num_folds")]
