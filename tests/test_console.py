@@ -70,8 +70,8 @@ def test_multirun_console_tree_once_table_at_the_end_traceback_in_log(tmp_path: 
     )
     out = done.stdout + done.stderr
     assert out.count("CONFIG") == 1, out[-3000:]  # the tree, once, from job 0
-    for job in ("0", "1", "2"):
-        assert (tmp_path / "sweep" / job / "config_tree.log").is_file()  # saved per job
+    for job in ("0", "2"):  # saved per job that runs (job 1 stops at the config check)
+        assert (tmp_path / "sweep" / job / "config_tree.log").is_file()
     assert "💡" not in out and "alembic" not in out and "FLOPs" not in out
     table = out[out.index("Multirun summary") :]
     assert "every job: trainer.max_epochs=2" in table  # shared overrides once, above the rows

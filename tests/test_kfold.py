@@ -401,6 +401,6 @@ def test_multirun_over_the_folds_then_make_cv_report(tmp_path: Path) -> None:
     held_out = [json.loads((sweep / str(j) / SPLITS_FILE).read_text())["val"] for j in range(3)]
     assert len(set(sum(held_out, []))) == sum(map(len, held_out)) == 1437
     missing = run_cli(
-        "cv_report.py", f"multirun_dir={tmp_path / 'none'}", f"paths.log_dir={tmp_path}"
+        "reports/cv_report.py", f"multirun_dir={tmp_path / 'none'}", f"paths.log_dir={tmp_path}"
     )
     assert missing.returncode == 1 and "is not a directory" in missing.stderr

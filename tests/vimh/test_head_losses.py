@@ -53,7 +53,8 @@ def test_regression_losses_weigh_errors_as_their_names_say() -> None:
         values[name] = [float(loss_of(spec)(spec, out, labels)) for out in (small, large)]
     assert values["l1"] == pytest.approx([0.05, 0.5])
     assert values["mse"] == pytest.approx([0.0025, 0.25])
-    assert values["huber"] == pytest.approx([0.5 * 0.05**2, 0.1 * (0.5 - 0.05)])
+    # Huber's loss over delta = 0.1: quadratic within delta, then L1 less delta / 2
+    assert values["huber"] == pytest.approx([0.5 * 0.05**2 / 0.1, 0.5 - 0.05])
 
 
 def test_assigned_losses_are_plain_data_with_every_option() -> None:

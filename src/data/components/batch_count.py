@@ -40,10 +40,10 @@ def check_batch_count(
         return
     key = f"limit_{split}_batches"
     limit = getattr(trainer, key, None)
-    whole = math.ceil(per_process / batch_size)
-    if isinstance(limit, float) and 0 < limit < 1 and int(whole * limit) == 0:
+    # the batches the loader gives (drop_last counted), as Lightning multiplies the limit
+    if isinstance(limit, float) and 0 < limit < 1 and int(batches * limit) == 0:
         log.warning(
-            f"trainer.{key}={limit} of the {whole} {split} batches is less than one "
+            f"trainer.{key}={limit} of the {batches} {split} batches is less than one "
             f"batch: running 1 batch instead (set trainer.{key}=1 to say so)."
         )
         setattr(trainer, key, 1)

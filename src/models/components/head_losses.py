@@ -7,7 +7,8 @@ kind's default (``DEFAULT_LOSS``), as every head did before losses were configur
 
 - regression (targets normalised to 0..1 over the parameter's range, so heads of any units
   weigh alike): ``l1`` (default), ``mse``, ``huber`` (``delta``: where it turns from
-  quadratic to linear, in units of the range).
+  quadratic to linear, in units of the range; scaled by 1/delta, as PyTorch's smooth L1, so
+  that large errors learn at l1's pace).
 - classification: ``cross_entropy`` (default), ``label_smoothing`` (``smoothing``: the share
   of probability spread evenly over all classes), ``soft_targets`` (a Gaussian over the
   distance to the true class, ``width`` classes wide: for quantised parameters, where a
@@ -109,7 +110,10 @@ class Huber(_Regression):
     options = {"delta": 0.1}
 
     def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return F.huber_loss(prediction, target, delta=self.values["delta"])
+        # Huber's loss over delta (PyTorch's smooth L1): errors beyond delta get L1's gradient.
+        # Huber's own scale gives them delta times less, which with delta = 0.1 of the range
+        # learns ten times slower than l1 (measured: velocity MAE 18.9 against l1's 7.7).
+        return F.smooth_l1_loss(prediction, target, beta=self.values["delta"])
 
 
 class CrossEntropy(HeadLoss):
