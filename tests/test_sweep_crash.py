@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, run_cli
@@ -46,8 +47,8 @@ def wait_until_training(log_dir: Path, process: subprocess.Popen) -> optuna.Stud
                 study = optuna.load_study(study_name="digits_optuna", storage=storage_of(log_dir))
                 if study.trials and study.trials[0].intermediate_values:
                     return study
-            except KeyError:
-                pass  # the study is being created
+            except (KeyError, sqlalchemy.exc.SQLAlchemyError):
+                pass  # the sweep is creating the storage's tables or the study right now
         time.sleep(0.5)
     pytest.fail("the sweep's first trial did not report an epoch within 300 s")
 
