@@ -9,7 +9,8 @@ callbacks) of LHT's MLP (64-128-64) and of a wide one (512-512-256).
 Printed per case: epoch seconds and seconds per 1k training samples (the time is
 linear when that column is flat), the float32 size of the data, the process's
 peak RSS, and the peak above what the process held before the data were read,
-divided by the data's size (target: <= 1.5x).
+divided by the data's size (target: <= 1.5x): the data are read while the run is built
+(the model's input size comes from them), so the baseline is taken just before.
 
 Usage: ``python benchmarks/scaling.py [--sizes 5000,70000,220000]``.
 """
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,7 +51,23 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
-def child(total: int, net: str) -> dict:
+def write_data(total: int, directory: Path) -> None:
+    """MNIST-format files of ``total`` samples under ``directory``. Run in a process of its
+    own: making them costs more memory than training on them, and Linux hands a process's
+    peak RSS on to the children it starts, so the parent must stay small."""
+    from src.data.components.idx import digits_as_mnist, write_mnist_like
+
+    split = split_of(total)
+    images, labels = digits_as_mnist(total, seed=0)
+    train_n = split[0] + split[1]
+    write_mnist_like(
+        directory / "MNIST" / "raw",
+        (images[:train_n], labels[:train_n]),
+        (images[train_n:], labels[train_n:]),
+    )
+
+
+def child(total: int, net: str, data_dir: str) -> dict:
     """One case, in this process: returns its figures."""
     import torch
     from hydra import compose, initialize_config_dir
@@ -57,7 +75,6 @@ def child(total: int, net: str) -> dict:
     from lightning import Callback
     from omegaconf import open_dict
 
-    from src.data.components.idx import digits_as_mnist, write_mnist_like
     from src.utils.instantiators import instantiate_run
 
     class EpochTimer(Callback):
@@ -69,18 +86,10 @@ def child(total: int, net: str) -> dict:
 
     split = split_of(total)
     with tempfile.TemporaryDirectory() as tmp:
-        images, labels = digits_as_mnist(total, seed=0)
-        train_n = split[0] + split[1]
-        write_mnist_like(
-            Path(tmp) / "MNIST" / "raw",
-            (images[:train_n], labels[:train_n]),
-            (images[train_n:], labels[train_n:]),
-        )
-        del images, labels
         overrides = [
             "data=mnist",
             f"data.train_val_test_split=[{split[0]},{split[1]},{split[2]}]",
-            f"paths.data_dir={tmp}",
+            f"paths.data_dir={data_dir}",
             "trainer.max_epochs=1",
             "logger=none",
             *NETS[net],
@@ -92,8 +101,8 @@ def child(total: int, net: str) -> dict:
             cfg.extras.print_config = False
         HydraConfig.instance().set_config(cfg)
         torch.manual_seed(0)
-        objects = instantiate_run(cfg)
-        before = peak_rss_bytes()
+        before = peak_rss_bytes()  # Lightning and the config loaded, no data yet
+        objects = instantiate_run(cfg)  # reads the data (the model's size comes from it)
         timer = EpochTimer()
         objects["trainer"].callbacks.append(timer)
         objects["trainer"].fit(objects["model"], datamodule=objects["datamodule"])
@@ -111,10 +120,14 @@ def child(total: int, net: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5000,70000,220000", help="total samples per case")
-    parser.add_argument("--child", nargs=2, metavar=("TOTAL", "NET"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)  # TOTAL NET DATA_DIR
+    parser.add_argument("--write", nargs=2, help=argparse.SUPPRESS)  # TOTAL DATA_DIR
     args = parser.parse_args()
+    if args.write:
+        write_data(int(args.write[0]), Path(args.write[1]))
+        return
     if args.child:
-        print(json.dumps(child(int(args.child[0]), args.child[1])))
+        print(json.dumps(child(int(args.child[0]), args.child[1], args.child[2])))
         return
     print(f"in-memory scaling, load {os.getloadavg()[0]:.2f}, one process per case")
     print(
@@ -122,9 +135,13 @@ def main() -> None:
         f"{'peak MB':>8} {'(peak-before)/data':>19}"
     )
     for total in (int(s) for s in args.sizes.split(",")):
+        data_dir = tempfile.mkdtemp()
+        subprocess.run(
+            [sys.executable, __file__, "--write", str(total), data_dir], check=True, cwd=ROOT
+        )
         for net in NETS:
             done = subprocess.run(
-                [sys.executable, __file__, "--child", str(total), net],
+                [sys.executable, __file__, "--child", str(total), net, data_dir],
                 capture_output=True,
                 text=True,
                 cwd=ROOT,
@@ -140,6 +157,7 @@ def main() -> None:
                 f"{r['data_bytes'] / mb:8.0f} {r['peak'] / mb:8.0f} "
                 f"{(r['peak'] - r['before']) / r['data_bytes']:19.2f}"
             )
+        shutil.rmtree(data_dir)
 
 
 if __name__ == "__main__":
