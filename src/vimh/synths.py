@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from src.utils.errors import UserInputError
+
 Params = Mapping[str, np.ndarray]
 
 NOTE = {
@@ -204,9 +206,10 @@ class PluckedString:
         stretch, gain = self.loss(freq, params["log10_decay_time"], sample_rate)
         whole = np.floor(period - stretch - 0.1).astype(np.int64)
         if whole.min() < 2:
-            raise ValueError(
+            raise UserInputError(
                 f"note frequency {freq.max():.0f} Hz is too high for {sample_rate} Hz: "
-                "the string would be shorter than two samples."
+                "the string would be shorter than two samples. Lower the preset's "
+                "note_number range or raise its sample_rate."
             )
         fraction = period - stretch - whole  # the allpass's delay, 0.1..1.1 samples
         allpass = ((1.0 - fraction) / (1.0 + fraction)).astype(np.float32)
