@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rootutils
@@ -51,6 +52,17 @@ def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
         del saved["hydra"]
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(saved, run_dir / ".hydra" / "config.yaml")
+
+
+def train_run(run_dir: Path, *overrides: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train in-process, saving the composed config as Hydra would (the tools that read a
+    run back, merge and fuse, need it); returns (metrics as floats, objects)."""
+    from src.train import train
+
+    cfg = compose_config("train.yaml", list(overrides), run_dir)
+    save_run_config(cfg, run_dir)
+    metrics, objects = train(cfg)
+    return {k: float(v) for k, v in metrics.items()}, objects
 
 
 def vimh_overrides(parent: Path, size: int) -> list[str]:

@@ -68,15 +68,19 @@ def test_a_multirun_job_is_named_and_tagged_after_its_job(tmp_path: Path) -> Non
     }
 
 
-def test_tensorboard_hparams_show_the_optimized_metric(tmp_path: Path) -> None:
-    cfg = compose_config("train.yaml", ["logger=tensorboard", "trainer.max_epochs=1"], tmp_path)
-    metrics, objects = train(cfg)
-    report_optimized_metric(objects["trainer"], metrics, cfg.optimized_metric)
-    names, last = tensorboard_hparams(tmp_path)
+def assert_hparams_hold_the_optimized_metric(log_dir: Path, metrics: dict) -> None:
+    names, last = tensorboard_hparams(log_dir)
     assert names == {"val/acc_best"}  # the optimized metric, no hp_metric placeholder
     assert "hp_metric" not in last
     assert last["val/acc_best"] == pytest.approx(float(metrics["val/acc_best"]))
     assert last["val/acc_best"] > 0.5  # one epoch of the MLP on digits learns
+
+
+def test_tensorboard_hparams_show_the_optimized_metric(tmp_path: Path) -> None:
+    cfg = compose_config("train.yaml", ["logger=tensorboard", "trainer.max_epochs=1"], tmp_path)
+    metrics, objects = train(cfg)
+    report_optimized_metric(objects["trainer"], metrics, cfg.optimized_metric)
+    assert_hparams_hold_the_optimized_metric(tmp_path, metrics)
 
 
 @pytest.mark.slow
@@ -97,11 +101,7 @@ def test_mlflow_run_named_after_job_and_overrides_with_real_tags(tmp_path: Path)
     assert tags["multirun"] == "2026-01-01_00-00-00_000001" and tags["job"] == "1"
     assert tags["overrides"] == "model.optimizer.lr=0.002"
 
-    names, last = tensorboard_hparams(tmp_path)
-    assert names == {"val/acc_best"}  # the optimized metric, no hp_metric placeholder
-    assert "hp_metric" not in last
-    assert last["val/acc_best"] == pytest.approx(float(metrics["val/acc_best"]))
-    assert last["val/acc_best"] > 0.5  # one epoch of the MLP on digits learns
+    assert_hparams_hold_the_optimized_metric(tmp_path, metrics)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import math
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 import hydra
 import pytest
@@ -20,22 +19,13 @@ from src.lora.fusion import fuse, slerp_coefficients
 from src.lora.merge import merge
 from src.lora.net import LoRANet
 from src.lora.runs import LoRARun
-from src.train import train
 from src.utils.checkpoints import best_checkpoint, read_checkpoint
 from src.utils.errors import UserInputError
 from src.utils.instantiators import instantiate_model
-from tests.conftest import compose_config, run_cli, save_run_config
+from tests.conftest import compose_config, run_cli, train_run
 from tests.test_cli import FAST, QUIET, assert_clear_failure, run_directory, test_metrics
 
 EPOCHS = "trainer.max_epochs=15"  # enough for the thresholds below, a few seconds each
-
-
-def train_run(run_dir: Path, *overrides: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """Train in-process, saving the composed config as Hydra would (merge and fuse read it)."""
-    cfg = compose_config("train.yaml", list(overrides), run_dir)
-    save_run_config(cfg, run_dir)
-    metrics, objects = train(cfg)
-    return {k: float(v) for k, v in metrics.items()}, objects
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,11 @@ from src.lora.runs import LoRARun
 from src.models.components.head_specs import label_values
 from src.utils.checkpoints import best_checkpoint, read_checkpoint
 from src.utils.errors import UserInputError
-from tests.conftest import compose_config, save_run_config, vimh_overrides
+from tests.conftest import train_run, vimh_overrides
 
 MODEL = "model=vimh_cnn_16k"
 FAST = ("data.batch_size=32",)
 MOOG = "vimh-32x32x1_8000Hz_1p0s_{}dss_moog_resonance_2p"
-
-
-def train_run(run_dir: Path, *overrides: str) -> tuple[dict[str, float], dict[str, Any]]:
-    from src.train import train
-
-    cfg = compose_config("train.yaml", list(overrides), run_dir)
-    save_run_config(cfg, run_dir)
-    metrics, objects = train(cfg)
-    return {k: float(v) for k, v in metrics.items()}, objects
 
 
 @pytest.fixture(scope="module")
