@@ -37,6 +37,9 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
 
 from src.utils.errors import UserInputError
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
 
 
 def _rng_states() -> dict[str, Any]:
@@ -230,10 +233,25 @@ class BaseLitModule(LightningModule):
         if self.hparams.compile and stage == "fit":
             self.net.compile()  # in place: parameter names (and checkpoints) stay the same
 
+    def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """The configured optimizer; a fused one (the optimizer configs' default) unless
+        the trainer clips gradients under mixed precision: a fused step would unscale
+        the gradients itself, so Lightning's AMP plugin refuses to clip them first
+        (bf16 included, though it has nothing to unscale)."""
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        factory = self.optimizer_factory
+        trainer = self._trainer
+        if getattr(factory, "keywords", {}).get("fused") and trainer is not None:
+            if trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision):
+                log.info("mixed precision with gradient clipping: the optimizer runs unfused")
+                return factory(params=params, fused=False)
+        return factory(params=params)
+
     def configure_optimizers(self) -> Any:
         from src.models.components.schedulers import interval_of
 
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self._make_optimizer([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         # a @per_step schedule (warmup_cosine, onecycle, linear_warmup) is stepped every
