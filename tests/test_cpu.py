@@ -4,6 +4,8 @@ NVML-based CUDA check skipped where there is no NVIDIA driver."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from omegaconf import OmegaConf
 
 from src.utils import cpu
 from src.utils.errors import UserInputError
+from tests.conftest import ROOT
 
 
 def config(threads=None):
@@ -64,3 +67,21 @@ def test_no_driver_no_nvml_check(monkeypatch: pytest.MonkeyPatch) -> None:
     asked.clear()
     assert torch.cuda.is_available() is False and not asked
     assert cpu.skip_nvml_check_without_gpu() is False  # once is enough
+
+
+@pytest.mark.skipif(os.path.exists("/proc/driver/nvidia"), reason="an NVIDIA driver is here")
+def test_nvml_check_stays_off_whatever_was_imported_first(tmp_path) -> None:
+    # a script that calls use_cpu_wisely before Lightning is imported (as the epoch
+    # benchmark did) must not get the check back when the trainer imports Lightning
+    script = (
+        "import os, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from src.utils import cpu\n"
+        "assert 'lightning' not in sys.modules\n"
+        "cpu.skip_nvml_check_without_gpu()\n"
+        "import lightning\n"
+        "print(os.environ.get(cpu.NVML_CHECK))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "0"

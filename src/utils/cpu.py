@@ -1,7 +1,6 @@
 """How a run uses this machine's CPU: torch's threads, and a CUDA check that costs per step.
 
-``use_cpu_wisely(cfg)`` runs once per process, after Lightning is imported and
-before anything is built.
+``use_cpu_wisely(cfg)`` runs once per process, before anything is built.
 """
 
 from __future__ import annotations
@@ -23,7 +22,13 @@ def skip_nvml_check_without_gpu() -> bool:
     every ``torch.cuda.is_available()`` then tries to load NVML, fails, and tries again
     next time: about 60 us, and optimizers ask at every step. Without a driver there is
     no CUDA to protect, so the plain check (0.5 us, cached) is safe. Returns whether it
-    switched."""
+    switched.
+
+    Lightning sets the variable when ``lightning.fabric`` is first imported, so that
+    import happens here first: switched off before it, the check would be on again
+    once a trainer is built (as it was in the epoch benchmark)."""
+    import lightning.fabric  # noqa: F401  (sets the variable on its first import)
+
     if os.environ.get(NVML_CHECK) != "1" or os.path.exists("/proc/driver/nvidia"):
         return False
     os.environ[NVML_CHECK] = "0"
