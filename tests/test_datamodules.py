@@ -44,7 +44,10 @@ def test_digits_cache_holds_scikit_learns_digits(tmp_path: Path) -> None:
     x, y = again.load_samples()
     bunch = load_digits()
     assert torch.equal(y, torch.from_numpy(bunch.target))
-    assert torch.equal(x, torch.from_numpy(bunch.images).float().div(16).unsqueeze(1))
+    assert torch.equal(x, torch.from_numpy(bunch.images).unsqueeze(1))  # as stored
+    assert torch.equal(
+        again.from_raw(x), torch.from_numpy(bunch.images).float().div(16).unsqueeze(1)
+    )
     cache.write_bytes(b"truncated")
     with pytest.raises(UserInputError, match="cannot be read.*Delete it"):
         DigitsDataModule(data_dir=str(tmp_path)).setup()

@@ -99,7 +99,8 @@ def test_folds_are_reproducible_from_the_seed() -> None:
 
 def test_normalisation_is_fitted_on_the_folds_training_part() -> None:
     dm = digits(3, 1)
-    raw, _ = dm.load_samples()
+    stored, _ = dm.load_samples()
+    raw = dm.from_raw(stored)
     train = raw[dm.split_indices["train"]]
     assert float(dm.input_mean) == pytest.approx(float(train.mean()), abs=1e-6)
     assert float(dm.input_std) == pytest.approx(float(train.std()), abs=1e-6)

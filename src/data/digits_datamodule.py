@@ -89,14 +89,14 @@ class DigitsDataModule(InMemoryDataModule):
 
     def load_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
         images, target = read_digits(Path(self.data_dir) / CACHE)
-        x = self.from_raw(torch.from_numpy(images).unsqueeze(1))
+        x = torch.from_numpy(images).unsqueeze(1)  # as stored: from_raw after the split
         y = torch.from_numpy(target).long()
         return x, y
 
     def from_raw(self, images: torch.Tensor) -> torch.Tensor:
         """Inputs of images as scikit-learn stores them (N x 1 x 8 x 8, values 0..16)."""
-        x = images.float() / 16.0
-        return 1.0 - x if self.invert else x
+        x = images.to(torch.float32, copy=True).div_(16.0)  # never the caller's tensor
+        return x.neg_().add_(1.0) if self.invert else x
 
     def finish_split(self, split: Split) -> Split:
         """Keep only the chosen ``digits``, relabelled 0..k-1."""

@@ -47,6 +47,8 @@ from src.utils.logging_utils import RankedLogger
 
 __all__ = ["SPLITS", "InMemoryDataModule"]
 
+NORMALISE_CHUNK = 4096  # samples normalised at a time in setup: a few MB of extra memory
+
 log = RankedLogger(__name__, rank_zero_only=True)
 
 
@@ -109,12 +111,15 @@ class InMemoryDataModule(LightningDataModule):
     # -- what a subclass provides -------------------------------------------------
 
     def load_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return all inputs (float, N x ...) and their labels (N x ...)."""
+        """Return all samples as the data set holds them (N x ..., bytes for images:
+        ``from_raw`` makes the inputs of them after the split, so the data are never held
+        as floats twice) and their labels (N x ...)."""
         raise NotImplementedError
 
     def from_raw(self, samples: torch.Tensor) -> torch.Tensor:
         """Inputs (before normalisation) of samples as the data set's files hold them;
-        ``predict.py`` applies it, then ``normalise``, to new samples. Here: as floats."""
+        ``setup`` applies it to each split, ``predict.py`` (then ``normalise``) to new
+        samples. Here: as floats."""
         return samples.float()
 
     @property
@@ -239,13 +244,36 @@ class InMemoryDataModule(LightningDataModule):
             return
         folds = self.cross_validating()  # before loading: a wrong setting stops at once
         split = self.load_splits()
-        split = split._replace(parts={n: (x.float(), *r) for n, (x, *r) in split.parts.items()})
         if folds:
             split = self.fold_splits(split)
         split = self.finish_split(split)
         self.split_indices, self.indexed = split.indices, split.indexed
-        self.fit_normalisation(*split.parts["train"])
-        self.splits = {name: self.normalise(*part) for name, part in split.parts.items()}
+        parts, splits = dict(split.parts), {}
+        del split  # each raw split is let go once its inputs are made
+        for name in SPLITS:  # train first: the normalisation is fitted to it
+            raw, *rest = parts.pop(name)
+            x = self.from_raw(raw)
+            if name == "train":
+                self.fit_normalisation(x, *rest)
+            if x.untyped_storage().data_ptr() == raw.untyped_storage().data_ptr():
+                splits[name] = self.normalise(x, *rest)  # the raw tensor: not ours to change
+            else:
+                splits[name] = self._normalise_over(x, *rest)
+            del raw, x
+        self.splits = splits
+
+    def _normalise_over(self, x: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``normalise`` applied in chunks, each chunk's inputs written back over ``x`` (a
+        tensor ``from_raw`` made for this split alone), so the inputs are not held twice:
+        the in-memory path peaks near 1x its float data (``benchmarks/scaling.py``)."""
+        others: list[list[torch.Tensor]] = [[] for _ in rest]
+        for start in range(0, len(x), NORMALISE_CHUNK):
+            chunk = slice(start, start + NORMALISE_CHUNK)
+            inputs, *outputs = self.normalise(x[chunk], *(t[chunk] for t in rest))
+            x[chunk] = inputs
+            for kept, output in zip(others, outputs, strict=True):
+                kept.append(output)
+        return (x, *(torch.cat(kept) for kept in others))
 
     # LHT's attributes: each split as a Dataset (None before setup)
     @property

@@ -94,13 +94,13 @@ class MNISTDataModule(InMemoryDataModule):
         from torchvision.datasets import MNIST
 
         parts = [MNIST(self.data_dir, train=train, download=False) for train in (True, False)]
-        x = self.from_raw(torch.cat([p.data for p in parts]).unsqueeze(1))
+        x = torch.cat([p.data for p in parts]).unsqueeze(1)  # bytes: from_raw after the split
         y = torch.cat([p.targets for p in parts]).long()
         return x, y
 
     def from_raw(self, images: torch.Tensor) -> torch.Tensor:
         """Inputs of images as the IDX files store them (N x 1 x 28 x 28, bytes 0..255)."""
-        return images.float() / 255.0
+        return images.to(torch.float32, copy=True).div_(255.0)  # never the caller's tensor
 
     @property
     def spec(self) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def raw_test_inputs(model: Any, datamodule: Any) -> list[tuple[Inputs, Inputs]]:
     if isinstance(datamodule, InMemoryDataModule):
         split = datamodule.finish_split(datamodule.load_splits())
         raw = split.parts["test"]
-        raw = (raw[0].float(), *(t.float() for t in raw[2:]))
+        raw = (datamodule.from_raw(raw[0]), *(t.float() for t in raw[2:]))
         normalised = [model.net_inputs(b) for b in datamodule.test_dataloader()]
         pairs, start = [], 0
         for inputs in normalised:
