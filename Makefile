@@ -25,7 +25,7 @@ $(UV_PRIVATE):
 	.venv-uv/bin/python -m pip install --quiet uv
 
 .PHONY: notebook chromium pre-commit optuna-dashboard postgres bench-pruning
-.PHONY: help install train test test-all test-slow bench format lint clean clean-logs list-configs eval mlflow-ui \
+.PHONY: help install train test test-all test-slow bench bench-epoch format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export split example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
 	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh \
@@ -75,7 +75,10 @@ bench-pruning: .venv/.synced ## Epochs a median-pruned 16-trial TPE search spend
 mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
 	$(UVRUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
-bench: .venv/.synced ## Time a template epoch against a plain PyTorch loop, and start-up
+bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, target, met (~15 min)
+	$(UVRUN) python benchmarks/suite.py
+
+bench-epoch: .venv/.synced ## Time a template epoch against bare Lightning and a plain PyTorch loop, and start-up
 	$(UVRUN) python benchmarks/epoch_speed.py
 
 bench-sweep: .venv/.synced ## A sweep trial against a lone run, and 2 joblib workers against 1 (debug=fdr)

@@ -19,7 +19,9 @@ scaled to 28x28):
   the template ships (``configs/model/optimizer/adam.yaml``).
 
 The contenders alternate run by run (a drift in the machine's load touches all);
-the median of ``--repeats`` runs is shown. Then the start-up cost: the wall time
+each run trains ``--epochs`` epochs and counts the median of all but the first
+(warm-up: first-touch memory, lazy initialisation); the median over
+``--repeats`` runs is shown. Then the start-up cost: the wall time
 of ``python src/train.py debug=fdr`` against ``python -c "import lightning"``.
 
 Usage: ``make bench`` or ``python benchmarks/epoch_speed.py [--repeats N]``.
@@ -43,8 +45,16 @@ import rootutils
 
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
+from bench_results import record  # noqa: E402  (this folder: the script's own)
+
 LHT_MLP = ["model.net.lin1_size=64", "model.net.lin2_size=128", "model.net.lin3_size=64"]
 BATCH = 128
+EPOCHS = 3  # per run; --epochs
+
+
+def warm(times: list[float]) -> float:
+    """The epoch time of a run: the median of its epochs after the first."""
+    return statistics.median(times[1:] or times)
 
 
 def compose_template(data_dir: Path, out_dir: Path, device: str):
@@ -53,7 +63,7 @@ def compose_template(data_dir: Path, out_dir: Path, device: str):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    overrides = ["data=mnist", f"data.batch_size={BATCH}", "trainer.max_epochs=1", *LHT_MLP]
+    overrides = ["data=mnist", f"data.batch_size={BATCH}", f"trainer.max_epochs={EPOCHS}", *LHT_MLP]
     overrides.append(f"paths.data_dir={data_dir}")
     if device == "cuda":
         overrides += ["trainer=gpu", "trainer.precision=bf16-mixed", "model.compile=true"]
@@ -103,7 +113,7 @@ def template_epoch(cfg) -> tuple[float, object]:
     timer = epoch_timer()
     objects["trainer"].callbacks.append(timer)
     objects["trainer"].fit(objects["model"], datamodule=objects["datamodule"])
-    return timer.times[0], objects["datamodule"]
+    return warm(timer.times), objects["datamodule"]
 
 
 def bare_lightning_epoch(datamodule, device: str) -> float:
@@ -134,7 +144,7 @@ def bare_lightning_epoch(datamodule, device: str) -> float:
     timer = epoch_timer()
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
-        max_epochs=1,
+        max_epochs=EPOCHS,
         logger=False,
         callbacks=[timer],
         enable_checkpointing=False,
@@ -147,12 +157,12 @@ def bare_lightning_epoch(datamodule, device: str) -> float:
         train_dataloaders=datamodule.train_dataloader(),
         val_dataloaders=datamodule.val_dataloader(),
     )
-    return timer.times[0]
+    return warm(timer.times)
 
 
 def plain_epoch(tensors_file: str, optimizer: dict, device: str) -> float:
-    """One training epoch and one validation pass as a hand-written loop (run in a
-    process that never imports Lightning: ``--plain``)."""
+    """``EPOCHS`` epochs of training and validation as a hand-written loop (run in a
+    process that never imports Lightning: ``--plain``); the warm epoch time."""
     import torch
 
     from src.models.components.simple_dense_net import SimpleDenseNet
@@ -164,26 +174,29 @@ def plain_epoch(tensors_file: str, optimizer: dict, device: str) -> float:
     step_net = torch.compile(net) if device == "cuda" else net
     adam = torch.optim.Adam(net.parameters(), **optimizer)
     criterion = torch.nn.CrossEntropyLoss()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    net.train()
-    for index in torch.randperm(len(x), device=device).split(BATCH):
-        adam.zero_grad()
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = criterion(step_net(x.index_select(0, index)), y.index_select(0, index))
-        loss.backward()
-        adam.step()
-    net.eval()
-    correct = torch.zeros((), device=device)
-    with torch.no_grad():
-        for bx, by in zip(vx.split(BATCH), vy.split(BATCH), strict=True):
+    times = []
+    for _ in range(EPOCHS):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        net.train()
+        for index in torch.randperm(len(x), device=device).split(BATCH):
+            adam.zero_grad()
             with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-                correct += (step_net(bx).argmax(1) == by).sum()
-    correct.item()  # waits for the device, as the template's metric does
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+                loss = criterion(step_net(x.index_select(0, index)), y.index_select(0, index))
+            loss.backward()
+            adam.step()
+        net.eval()
+        correct = torch.zeros((), device=device)
+        with torch.no_grad():
+            for bx, by in zip(vx.split(BATCH), vy.split(BATCH), strict=True):
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                    correct += (step_net(bx).argmax(1) == by).sum()
+        correct.item()  # waits for the device, as the template's metric does
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return warm(times)
 
 
 def plain_in_own_process(tensors_file: Path, optimizer: dict, device: str) -> float:
@@ -214,17 +227,52 @@ def wall_time(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+# the same fast_dev_run as debug=fdr (one batch of fit, validation and test of the digits
+# MLP) in a bare Lightning script: what any Lightning program pays beyond the import
+BARE_FDR = """
+import lightning as L, torch
+from sklearn.datasets import load_digits
+from torch.utils.data import DataLoader, TensorDataset
+from src.models.components.simple_dense_net import SimpleDenseNet
+d = load_digits()
+data = TensorDataset(torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16,
+                     torch.tensor(d.target))
+class Bare(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = SimpleDenseNet([1, 8, 8], 10, 64, 128, 64)
+    def training_step(self, batch, _):
+        return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+    validation_step = test_step = training_step
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters())
+trainer = L.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False)
+model = Bare()
+trainer.fit(model, DataLoader(data, batch_size=128), DataLoader(data, batch_size=128))
+trainer.test(model, DataLoader(data, batch_size=128))
+"""
+
+
 def startup(repeats: int) -> None:
     python = sys.executable
     fdr = [python, "src/train.py", "debug=fdr", "extras.print_config=false"]
     bare = [python, "-c", "import lightning"]
+    bare_fdr = [python, "-c", BARE_FDR]
     with tempfile.TemporaryDirectory() as logs:
         fdr.append(f"paths.log_dir={logs}")
-        starts = [(wall_time(fdr), wall_time(bare)) for _ in range(repeats)]
-    run_s = statistics.median(s for s, _ in starts)
-    import_s = statistics.median(b for _, b in starts)
-    print(f"python src/train.py debug=fdr: {run_s:.2f} s; import lightning alone: {import_s:.2f} s")
-    print(f"start-up cost on top of importing Lightning: {run_s - import_s:.2f} s (target 0.5 s)")
+        starts = [(wall_time(fdr), wall_time(bare), wall_time(bare_fdr)) for _ in range(repeats)]
+    run_s, import_s, bare_s = (statistics.median(s[i] for s in starts) for i in range(3))
+    print(
+        f"python src/train.py debug=fdr: {run_s:.2f} s; import lightning alone: {import_s:.2f} s; "
+        f"the same fast_dev_run as a bare Lightning script: {bare_s:.2f} s"
+    )
+    cost = run_s - import_s
+    print(f"start-up cost on top of importing Lightning: {cost:.2f} s (target 0.5 s)")
+    print(f"start-up cost on top of the bare Lightning script: {run_s - bare_s:.2f} s")
+    record("start-up on top of import lightning", cost, "s", "python -c 'import lightning'",
+           "<= 0.5 s", cost <= 0.5)  # fmt: skip
+    record("start-up on top of a bare Lightning fdr", run_s - bare_s, "s",
+           "the same fast_dev_run, bare", "-", None)  # fmt: skip
 
 
 def main() -> None:
@@ -270,7 +318,7 @@ def main() -> None:
     t, b, p, s = (statistics.median(runs[k]) for k in ("template", "bare", "plain", "plain_same"))
     print(
         f"device: {args.device}, threads: {torch.get_num_threads()}, repeats: {args.repeats}, "
-        f"load before: {os.getloadavg()[0]:.2f}"
+        f"epochs per run: {EPOCHS} (the first not counted), load after: {os.getloadavg()[0]:.2f}"
     )
     print("one epoch: 55k training + 5k validation samples, batch 128")
     print(f"  template                         {t:.3f} s  (runs: {fmt(runs['template'])})")
@@ -281,6 +329,12 @@ def main() -> None:
     print(f"ratio template / plain (template's Adam): {t / s:.3f}x (target 1.15x)")
     print(f"ratio template / plain (default Adam): {t / p:.3f}x")
     print(f"ratio bare Lightning / plain (default Adam): {b / p:.3f}x (Lightning's own floor)")
+    record("epoch: template / bare LightningModule", t / b, "x", "bare Lightning, same loaders",
+           "<= 1.05x", t / b <= 1.05)  # fmt: skip
+    record("epoch: template / plain loop", t / p, "x", "plain loop, default Adam",
+           "<= 1.15x", t / p <= 1.15)  # fmt: skip
+    record("epoch: template / plain loop, same optimizer", t / s, "x",
+           "plain loop, template's Adam", "-", None)  # fmt: skip
     if not args.skip_startup:
         startup(args.repeats)
 

@@ -9,7 +9,8 @@ callbacks) of LHT's MLP (64-128-64) and of a wide one (512-512-256).
 Printed per case: epoch seconds and seconds per 1k training samples (the time is
 linear when that column is flat), the float32 size of the data, the process's
 peak RSS, and the peak above what the process held before the data were read,
-divided by the data's size (target: <= 1.5x): the data are read while the run is built
+divided by the data's size (target: <= 1.5x, for data of 100 MB and more: below that,
+Lightning's own allocations of some tens of MB dominate): the data are read while the run is built
 (the model's input size comes from them), so the baseline is taken just before.
 
 Usage: ``python benchmarks/scaling.py [--sizes 5000,70000,220000]``.
@@ -31,6 +32,8 @@ from pathlib import Path
 import rootutils
 
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+from bench_results import record  # noqa: E402  (this folder: the script's own)
 
 NETS = {
     "lht_mlp": ["model.net.lin1_size=64", "model.net.lin2_size=128", "model.net.lin3_size=64"],
@@ -75,6 +78,7 @@ def child(total: int, net: str, data_dir: str) -> dict:
     from lightning import Callback
     from omegaconf import open_dict
 
+    from src.utils.cpu import use_cpu_wisely
     from src.utils.instantiators import instantiate_run
 
     class EpochTimer(Callback):
@@ -100,6 +104,7 @@ def child(total: int, net: str, data_dir: str) -> dict:
             cfg.paths.output_dir = str(Path(tmp) / "run")
             cfg.extras.print_config = False
         HydraConfig.instance().set_config(cfg)
+        use_cpu_wisely(cfg)  # what train() does first
         torch.manual_seed(0)
         before = peak_rss_bytes()  # Lightning and the config loaded, no data yet
         objects = instantiate_run(cfg)  # reads the data (the model's size comes from it)
@@ -134,6 +139,7 @@ def main() -> None:
         f"  {'samples':>8} {'net':<9} {'epoch s':>8} {'s/1k':>6} {'data MB':>8} "
         f"{'peak MB':>8} {'(peak-before)/data':>19}"
     )
+    ratios, per_1k = [], {net: [] for net in NETS}
     for total in (int(s) for s in args.sizes.split(",")):
         data_dir = tempfile.mkdtemp()
         subprocess.run(
@@ -157,7 +163,17 @@ def main() -> None:
                 f"{r['data_bytes'] / mb:8.0f} {r['peak'] / mb:8.0f} "
                 f"{(r['peak'] - r['before']) / r['data_bytes']:19.2f}"
             )
+            if r["data_bytes"] >= 100 * mb:  # below, Lightning's own allocations dominate
+                ratios.append((r["peak"] - r["before"]) / r["data_bytes"])
+            per_1k[net].append(r["seconds"] / r["train"])
         shutil.rmtree(data_dir)
+    if ratios:
+        worst = max(ratios)
+        record("in-memory peak above baseline / data, >=100 MB", worst, "x",
+               "the data's float32 size", "<= 1.5x", worst <= 1.5)  # fmt: skip
+    spread = max(max(v) / min(v) for v in per_1k.values())
+    record("epoch time per 1k samples, largest / smallest", spread, "x",
+           "the same net at another size", "linear", None)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ fixed costs show, each in a fresh temporary log directory and study:
    ``run_status.json`` as it ends), and per trial once the workers are up (after
    the first batch: each worker imports Lightning when its first trial starts).
    Target: at least 1.6x on 2 cores.
+4. threads: the 2-worker sweep again, training for real (``--epochs`` epochs of the
+   digits MLP instead of ``debug=fdr``), once with the template's default
+   (``extras.torch_threads=null``: the cores shared out, one thread per worker here)
+   and once with 2 threads per worker (what torch takes by itself: 4 threads on 2
+   cores); the ratio of their trial spans (target: the default at least as fast).
 
 Usage: ``make bench-sweep`` or ``python benchmarks/sweep_overhead.py [--trials N]``.
 """
@@ -31,6 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from bench_results import record  # noqa: E402  (this folder: the script's own)
+
 QUIET = ["extras.print_config=false"]
 
 
@@ -44,7 +52,9 @@ def timed(command: list[str]) -> float:
     return elapsed
 
 
-def sweep(trials: int, workers: int | None, logs: Path) -> dict[str, float]:
+def sweep(
+    trials: int, workers: int | None, logs: Path, run: list[str] | None = None
+) -> dict[str, float]:
     """A fresh study of ``trials`` trials; ``workers``: None for the basic launcher.
 
     Returns the sweep's wall time, its start-up (to the first trial's start), the
@@ -55,7 +65,7 @@ def sweep(trials: int, workers: int | None, logs: Path) -> dict[str, float]:
         sys.executable,
         "src/train.py",
         "hparams_search=digits_optuna",
-        "debug=fdr",
+        *(run if run is not None else ["debug=fdr"]),
         f"hydra.sweeper.n_trials={trials}",
         f"hydra.sweeper.storage=sqlite:///{logs}/optuna.db",
         f"paths.log_dir={logs}",
@@ -65,7 +75,8 @@ def sweep(trials: int, workers: int | None, logs: Path) -> dict[str, float]:
         command += ["hydra/launcher=parallel", f"hydra.sweeper.n_jobs={workers}"]
     launched = time.time()
     wall = timed(command)
-    jobs = {int(p.name): p for p in (logs / "debug" / "multiruns").glob("*/*") if p.is_dir()}
+    task = "debug" if run is None else "train"
+    jobs = {int(p.name): p for p in (logs / task / "multiruns").glob("*/*") if p.is_dir()}
     assert sorted(jobs) == list(range(trials)), f"trial directories in {logs}: {sorted(jobs)}"
     starts = {n: (job / ".hydra" / "config.yaml").stat().st_mtime for n, job in jobs.items()}
     ends = {n: (job / "run_status.json").stat().st_mtime for n, job in jobs.items()}
@@ -82,6 +93,7 @@ def sweep(trials: int, workers: int | None, logs: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="trials per sweep, lone runs")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (threads)")
     args = parser.parse_args()
     n = args.trials
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}, trials: {n}")
@@ -96,6 +108,11 @@ def main() -> None:
         ]
         one = sweep(n, None, tmp / "sweep")
         by_workers = {w: sweep(n, w, tmp / f"joblib_{w}") for w in (1, 2)}
+        training = [f"trainer.max_epochs={args.epochs}", "logger=none"]
+        by_threads = {
+            threads: sweep(n, 2, tmp / f"threads_{threads}", [*training, f"extras.torch_threads={threads}"])
+            for threads in ("null", 2)
+        }  # fmt: skip
 
     run = statistics.mean(lone)
     trial = one["wall"] / n
@@ -120,7 +137,22 @@ def main() -> None:
         f"trials {one_w['trials'] / two_w['trials']:.2f}x, after the first batch "
         f"{one_w['steady'] / two_w['steady']:.2f}x (target >= 1.6x)"
     )
+    default, two = by_threads["null"], by_threads[2]
+    for label, got in (("default threads (1 per worker)", default), ("2 threads per worker", two)):
+        print(
+            f"joblib, 2 workers, {args.epochs} epochs per trial, {label}: trials "
+            f"{got['trials']:.1f} s, {got['steady']:.2f} s per trial after the first batch"
+        )
+    ratio = two["trials"] / default["trials"]
+    print(f"speed-up of the default threads over 2 per worker: {ratio:.2f}x (target >= 1x)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    record("sweep trial / lone run (debug=fdr)", trial / run, "x", "python src/train.py",
+           "<= 1x", trial / run <= 1)  # fmt: skip
+    speedup = one_w["steady"] / two_w["steady"]
+    record("sweep: 2 joblib workers / 1", speedup, "x", "1 worker", ">= 1.6x",
+           speedup >= 1.6)  # fmt: skip
+    record("sweep, 2 workers: default threads / 2 each", ratio, "x",
+           "extras.torch_threads=2", ">= 1x", ratio >= 1)  # fmt: skip
 
 
 if __name__ == "__main__":
