@@ -178,3 +178,30 @@ def test_compare_head_losses_tool_trains_each_variant(tmp_path: Path) -> None:
     text = table(results)
     assert "| huber | regression |" in text and "| soft_targets | classification |" in text
     assert text.splitlines()[-1].startswith("| (mean predictor) | - | ")
+
+
+def test_a_new_key_in_a_mapping_an_experiment_fills_needs_a_plus(tmp_path: Path) -> None:
+    """experiment=vimh_cnn fills data.head_kinds ({note_velocity: regression}): Hydra
+    merges a typed mapping into it and refuses a new key (struct mode) with its own
+    advice, `+`; the README's `+data.head_kinds={...}` and `+model.loss_weights={...}`
+    merge the new keys in and keep the experiment's."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=re.escape("use +data.head_kinds=")):
+        compose_config(
+            "train.yaml",
+            ["experiment=vimh_cnn", "data.head_kinds={note_number: ordinal}"],
+            tmp_path,
+        )
+    cfg = compose_config(
+        "train.yaml",
+        [
+            "experiment=vimh_cnn",
+            "+data.head_kinds={note_number: ordinal}",
+            "model.loss_weights={note_velocity: 2}",  # null before: assigned as it is
+            "+model.loss_weights={note_number: 3}",  # filled now: merged
+        ],
+        tmp_path,
+    )
+    assert cfg.data.head_kinds == {"note_velocity": "regression", "note_number": "ordinal"}
+    assert cfg.model.loss_weights == {"note_velocity": 2, "note_number": 3}
