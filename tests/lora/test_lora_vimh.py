@@ -192,7 +192,7 @@ def test_default_fuse_on_a_vimh_pair_gives_every_row(data_dir, base_dir, tmp_pat
     cfg = compose_config("fuse.yaml", [f"adapters=[{runs[0]},{runs[1]}]"], tmp_path / "fused")
     results = fuse_adapters(cfg)
     printed = capsys.readouterr().out
-    methods = ["linear", "ties", "dare_linear", "dare_ties", "svd", "slerp"]
+    methods = ["linear", "ties", "ties_svd", "dare_linear", "dare_ties", "svd", "slerp"]
     assert list(results) == ["separate", "base", *methods]
     for row in ["base", *methods]:
         assert re.search(rf"^{row} +0\.\d{{4}} +0\.\d{{4}}", printed, re.M), row
