@@ -29,12 +29,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
 from src.lora.fusion import (  # noqa: E402  (needs the root on sys.path)
-    SVD_METHODS,
     check_fusable,
     fuse,
     is_lora_weight,
     read_adapter_config,
-    svd_skip_reason,
     with_head,
 )
 from src.lora.net import PEFT_PREFIX  # noqa: E402
@@ -106,15 +104,7 @@ def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
         "base": base_scores(cfg, runs, data),
     }
     first_task, first_run = next(iter(runs.items()))
-    ranks = [read_adapter_config(run.adapter_dir)["r"] for run in runs.values()]
-    skipped: dict[str, str] = {}
     for method in methods:
-        reason = None
-        if method in SVD_METHODS:
-            reason = svd_skip_reason(first_run.adapter_dir, cfg.svd_rank or max(ranks))
-        if reason:
-            skipped[method] = reason
-            continue
         torch.manual_seed(cfg.seed)  # DARE drops at random
         config, fused = fuse(
             first_run.plain_module(data[first_task]).net,
@@ -131,7 +121,7 @@ def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
             with_head(directory / ADAPTER_DIR, config, fused, run.adapter_dir)
             write_run(directory, run, data[task])
             results[method][task] = score_adapter(cfg, run, data[task], directory / ADAPTER_DIR)
-    report(results, runs, Path(cfg.paths.output_dir) / "fusion.csv", skipped)
+    report(results, runs, Path(cfg.paths.output_dir) / "fusion.csv")
     return results
 
 
@@ -157,17 +147,11 @@ def base_scores(
     return scores
 
 
-def report(
-    results: dict[str, dict[str, float]],
-    runs: dict[str, LoRARun],
-    path: Path,
-    skipped: dict[str, str] | None = None,
-) -> None:
+def report(results: dict[str, dict[str, float]], runs: dict[str, LoRARun], path: Path) -> None:
     """The table of metrics (one row per method, ``base`` and ``separate`` first), also
-    as ``fusion.csv``; a method that could not run has its reason in every cell."""
+    as ``fusion.csv``."""
     tasks = list(runs)
     rows = [[method, *(f"{scores[t]:.4f}" for t in tasks)] for method, scores in results.items()]
-    rows += [[method, *(["skipped"] * len(tasks))] for method in skipped or {}]
     with open(path, "w", newline="") as file:
         csv.writer(file).writerows([["method", *tasks], *rows])
     width = max(len(cell) for cell in ["method", *tasks, *results]) + 3
@@ -175,8 +159,6 @@ def report(
     print("".join(h.ljust(width) for h in ["method", *tasks]))
     for row in rows:
         print("".join(cell.ljust(width) for cell in row))
-    for method, reason in (skipped or {}).items():
-        print(f"{method} {reason}")
     for task, run in runs.items():
         print(f"{task}: {run.run_dir}")
     print(f"Fused adapters and fusion.csv in {path.parent}")

@@ -72,28 +72,36 @@ def peft_weights(method: str, weights: list[float]) -> list[float]:
     return p
 
 
-def svd_skip_reason(adapter: Path, rank: int) -> str | None:
-    """Why peft's svd methods cannot fuse this adapter's layers at ``rank``, or None.
+def pad_small_svd_layers(model: Any) -> None:
+    """Let peft's svd methods fuse layers with fewer outputs or inputs than the rank.
 
-    peft keeps ``rank`` singular vectors of each layer's update; a layer with fewer
-    outputs or inputs than that (a regression head with 1 output) has fewer, and
-    peft fails on the shapes (``lora_B [1, 1] vs [1, 8]``)."""
-    from peft import load_peft_weights
+    peft keeps ``new_rank`` singular vectors of each layer's fused update; a layer with
+    fewer (a 1-output regression head has one) yields a rank-1 ``lora_B`` in a rank-8
+    adapter, which does not load (``lora_B [1, 1] vs [1, 8]``). On ``model`` (this peft
+    model only, nothing global) such a layer gets all its singular vectors, zero-padded
+    to ``new_rank``: the same update in the adapter's shapes. peft's own SVD does the work.
+    """
+    import torch
 
-    tensors = load_peft_weights(str(adapter))
-    sizes = {}
-    for key, b in tensors.items():
-        if key.endswith("lora_B.weight"):
-            a = tensors[key.replace("lora_B.weight", "lora_A.weight")]
-            sizes[key.removesuffix(".lora_B.weight")] = min(b.shape[0], math.prod(a.shape[1:]))
-    small = {layer: size for layer, size in sizes.items() if size < rank}
-    if not small:
-        return None
-    listed = ", ".join(f"{layer} ({size})" for layer, size in list(small.items())[:3])
-    return (
-        f"skipped: a rank-{rank} SVD needs layers with {rank} outputs and inputs or more; "
-        f"{listed} have fewer (svd_rank={min(small.values())} would fit)"
-    )
+    lora_model = model.base_model
+    original = lora_model._svd_generalized_task_arithmetic_weighted_adapter
+
+    def padded(kind, adapters, weights, new_rank, target, lora_a, lora_b, *args, **kwargs):
+        a_shape, b_shape = lora_a.data.shape, lora_b.data.shape  # (r, in, ...), (out, r, ...)
+        rank = min(new_rank, b_shape[0], math.prod(a_shape[1:]))
+        if rank == new_rank:
+            return original(
+                kind, adapters, weights, new_rank, target, lora_a, lora_b, *args, **kwargs
+            )
+        # stand-ins of the reachable rank: peft reads only their shapes (to reshape convs)
+        small_a = lora_a.data.new_zeros((rank, *a_shape[1:]))
+        small_b = lora_b.data.new_zeros((b_shape[0], rank, *b_shape[2:]))
+        a, b = original(kind, adapters, weights, rank, target, small_a, small_b, *args, **kwargs)
+        full_a, full_b = torch.zeros_like(lora_a.data), torch.zeros_like(lora_b.data)
+        full_a[:rank], full_b[:, :rank] = a, b
+        return full_a, full_b
+
+    lora_model._svd_generalized_task_arithmetic_weighted_adapter = padded
 
 
 def is_lora_weight(key: str) -> bool:
@@ -205,6 +213,8 @@ def fuse(
     if method == "slerp":
         _slerp(model, names, weights)
     else:
+        if method in SVD_METHODS:
+            pad_small_svd_layers(model)
         model.add_weighted_adapter(
             names, peft_weights(method, weights), FUSED, combination_type=method, **options
         )

@@ -1,5 +1,5 @@
-"""Fusion weights mean what they say: an adapter fused with itself is given back; svd
-methods on nets with a 1-output layer are skipped with a reason instead of crashing."""
+"""Fusion weights mean what they say: an adapter fused with itself is given back, also by
+the svd methods on nets with a 1-output layer (a regression head)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.lora.fusion import fuse, peft_weights, svd_skip_reason
-from src.lora.net import LoRANet
+from src.lora.fusion import fuse, peft_weights, with_head
+from src.lora.net import LoRANet, load_adapted
 
 
 def make_net(outputs: int = 4) -> torch.nn.Module:
@@ -66,11 +66,21 @@ def test_peft_weights_by_hand() -> None:
     assert peft_weights("ties", [1, 1]) == [1.0, 1.0]  # ties averages already
 
 
-def test_svd_on_a_one_output_layer_is_skipped_with_a_reason(tmp_path: Path) -> None:
-    adapter, _ = random_adapter(tmp_path, "reg", outputs=1, r=2)
-    reason = svd_skip_reason(adapter, 2)
-    assert reason and "model.2 (1)" in reason and "svd_rank=1 would fit" in reason
-    assert svd_skip_reason(adapter, 1) is None
-    # what peft does without the check: a rank-1 B in a rank-2 adapter, which fails to load
-    _, weights = fuse(make_net(1), [adapter, adapter], [1.0, 1.0], "svd")
-    assert tuple(weights["base_model.model.2.lora_B.weight"].shape) == (1, 1)
+@pytest.mark.parametrize("method", ["svd", "ties_svd", "magnitude_prune_svd"])
+def test_svd_fuses_a_one_output_layer_in_the_adapters_shapes(tmp_path: Path, method) -> None:
+    """A 1-output layer (a regression head) at rank 2: peft alone writes a rank-1 lora_B
+    into the rank-2 adapter (which then does not load); padded, the fused adapter has the
+    rank-2 shapes and fusing an adapter with itself gives it back."""
+    adapter, deltas = random_adapter(tmp_path, "reg", outputs=1, r=2)
+    options = {} if method == "svd" else {"density": 1.0, "majority_sign_method": "total"}
+    config, weights = fuse(make_net(1), [adapter, adapter], [1.0, 1.0], method, **options)
+    assert config.r == 2
+    assert tuple(weights["base_model.model.2.lora_B.weight"].shape) == (1, 2)
+    assert tuple(weights["base_model.model.2.lora_A.weight"].shape) == (2, 5)
+    for got, want in zip(fused_deltas(config, weights), deltas, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # and it loads into the 1-output net (peft checks every shape) with the same update
+    with_head(tmp_path / "fused", config, weights, adapter)
+    loaded = load_adapted(make_net(1), tmp_path / "fused")
+    layer = loaded.base_model.model[2]
+    torch.testing.assert_close(layer.get_delta_weight("default"), deltas[1], atol=1e-5, rtol=1e-4)

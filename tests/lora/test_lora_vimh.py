@@ -3,18 +3,20 @@ velocity) adapted to moog_resonance (filter cutoff and resonance) with new heads
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from src.lora.net import LoRANet, resolve_modules
 from src.lora.runs import LoRARun
 from src.models.components.head_specs import label_values
 from src.utils.checkpoints import best_checkpoint, read_checkpoint
 from src.utils.errors import UserInputError
-from tests.conftest import train_run, vimh_overrides
+from tests.conftest import compose_config, train_run, vimh_overrides
 
 MODEL = "model=vimh_cnn_16k"
 FAST = ("data.batch_size=32",)
@@ -163,3 +165,41 @@ def test_new_heads_replace_the_bases_whatever_their_names(tmp_path: Path) -> Non
     )
     kept = one.model.base_model.model.heads.outputs.note_velocity
     assert torch.equal(kept.weight, base_net.heads.outputs.note_velocity.weight)
+
+
+def saw_adapter(data_dir: Path, base_dir: Path, run_dir: Path, size: int, seed: int) -> Path:
+    """A plain LoRA on the base's own heads (+model/lora=default: every layer adapted, the
+    1-output velocity regression head too) on a simple_saw set of ``size`` notes."""
+    overrides = ["experiment=vimh_cnn", MODEL, *vimh_overrides(data_dir, size), *FAST]
+    lora = ["+model/lora=default", f"model.lora.base_ckpt={base_dir}", f"seed={seed}"]
+    train_run(run_dir, *overrides, *lora, "trainer.max_epochs=8")
+    return run_dir
+
+
+@pytest.mark.slow
+def test_default_fuse_on_a_vimh_pair_gives_every_row(data_dir, base_dir, tmp_path, capsys):
+    """`make fuse ADAPTERS=<a>,<b>` with fuse.yaml's default methods on two VIMH adapters
+    whose layers include the 1-output velocity head: every method's row, svd included
+    (peft's svd alone wrote a [1, 1] lora_B into the rank-8 adapter: "lora_B [1,1] vs
+    [1,8]"), the base row, and the svd adapter is a run that eval reads back."""
+    from src.eval import evaluate
+    from src.lora.fuse import fuse_adapters
+
+    runs = [
+        saw_adapter(data_dir, base_dir, tmp_path / "a", 600, 1),
+        saw_adapter(data_dir, base_dir, tmp_path / "b", 400, 2),
+    ]
+    cfg = compose_config("fuse.yaml", [f"adapters=[{runs[0]},{runs[1]}]"], tmp_path / "fused")
+    results = fuse_adapters(cfg)
+    printed = capsys.readouterr().out
+    methods = ["linear", "ties", "ties_svd", "dare_linear", "dare_ties", "svd", "slerp"]
+    assert list(results) == ["separate", "base", *methods]
+    for row in ["base", *methods]:
+        assert re.search(rf"^{row} +0\.\d{{4}} +0\.\d{{4}}", printed, re.M), row
+    # each adapter learnt its data beyond the base it started from (scores in 0..1)
+    assert all(results["separate"][t] > results["base"][t] for t in ("task1", "task2"))
+    svd = tmp_path / "fused" / "svd" / "task1"
+    adapter = load_file(svd / "adapter" / "adapter_model.safetensors")
+    assert adapter["base_model.model.heads.outputs.note_velocity.lora_B.weight"].shape == (1, 8)
+    evaluated, _ = evaluate(compose_config("eval.yaml", [f"run_dir={svd}"], tmp_path / "eval"))
+    assert float(evaluated["test/score"]) == pytest.approx(results["svd"]["task1"], abs=1e-6)
