@@ -14,7 +14,6 @@ from src.models.components.simple_dense_net import SimpleDenseNet
 from src.train import train
 from src.utils.errors import UserInputError
 from tests.conftest import CONFIGS, compose_config, run_cli
-from tests.test_cli import QUIET
 from tests.test_configs import data_dirs  # noqa: F401  (a fixture)
 
 DEBUGS = ("default", "fdr", "limit", "overfit", "profiler")
@@ -115,7 +114,7 @@ def test_every_experiment_from_a_fresh_clone(tmp_path: Path) -> None:
         f"experiment=glob(*,exclude=[{','.join(FOLDER_EXPERIMENTS)}])",
         "trainer.max_epochs=1",
         *TINY,
-        *QUIET,
+        "extras.print_config=false",
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.log_dir={tmp_path / 'logs'}",
         f"hydra.sweep.dir={sweep}",
