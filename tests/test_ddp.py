@@ -211,7 +211,7 @@ SWEEPS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sweep", SWEEPS)
-def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path) -> None:
+def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path, reaped_descendants) -> None:
     """Each job's rank 1 joins its job (one directory per job, written by rank 0), never
     starts a sweep of its own (exactly n_trials trials in the study), and no rank
     process is left once the sweep is over."""
@@ -245,6 +245,7 @@ def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path) -> None:
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         assert all(t.params for t in study.trials)
     assert processes_naming(str(tmp_path)) == []
+    assert reaped_descendants() == []  # no rank or launcher worker left, orphaned or not
 
 
 @pytest.fixture
