@@ -201,7 +201,9 @@ def test_every_trainer_config(trainer: str, tmp_path: Path) -> None:
     made = hydra.utils.instantiate(cfg.trainer)
     assert isinstance(made, Trainer)
     if trainer == "ddp_sim":
-        assert made.num_devices == 2 and made.strategy.__class__.__name__ == "DDPStrategy"
+        from src.utils.ddp_launcher import JobScopedDDPStrategy
+
+        assert made.num_devices == 2 and isinstance(made.strategy, JobScopedDDPStrategy)
 
 
 @pytest.mark.parametrize("debug", options("debug"))

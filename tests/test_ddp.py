@@ -89,7 +89,7 @@ def assert_written_by_rank_zero(run_dir: Path) -> None:
     assert [p.name for p in (run_dir / "csv").iterdir()] == ["version_0"]
     metadata = json.loads((run_dir / "run_metadata.json").read_text())
     assert metadata["devices"]["num_devices"] == 2
-    assert metadata["devices"]["strategy"] == "DDPStrategy"
+    assert metadata["devices"]["strategy"] == "JobScopedDDPStrategy"
     assert not any("train_ddp_process" in arg for arg in metadata["command"])
     assert json.loads((run_dir / "run_status.json").read_text())["status"] == "finished"
 
@@ -211,7 +211,7 @@ SWEEPS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sweep", SWEEPS)
-def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path) -> None:
+def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path, reaped_descendants) -> None:
     """Each job's rank 1 joins its job (one directory per job, written by rank 0), never
     starts a sweep of its own (exactly n_trials trials in the study), and no rank
     process is left once the sweep is over."""
@@ -245,3 +245,72 @@ def test_ddp_sim_in_every_kind_of_sweep(sweep: str, tmp_path: Path) -> None:
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         assert all(t.params for t in study.trials)
     assert processes_naming(str(tmp_path)) == []
+    assert reaped_descendants() == []  # no rank or launcher worker left, orphaned or not
+
+
+@pytest.fixture
+def reaped_descendants():
+    """Make this process the reaper of orphans (Linux's child subreaper), so that a rank
+    process whose parent died is still found among its descendants; yields a function
+    listing them. Whatever is left at the end is killed, so no test leaves one behind."""
+    import ctypes
+
+    import psutil
+
+    pr_set_child_subreaper = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+
+    def new_descendants() -> list[str]:
+        found = []
+        for proc in me.children(recursive=True):
+            try:
+                if proc.pid not in before and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(" ".join(proc.cmdline()))
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    yield new_descendants
+    for proc in me.children(recursive=True):
+        if proc.pid not in before:
+            proc.kill()
+    psutil.wait_procs([p for p in me.children() if p.pid not in before], timeout=10)
+    libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+
+
+FAULT = "+callbacks.rank_fault._target_=tests.rank_fault_callback.RaiseOnRank"
+
+
+@pytest.mark.slow
+def test_a_failing_rank_fails_its_job_only(tmp_path: Path, reaped_descendants) -> None:
+    """Job 0 of a 2-job ddp_sim multirun raises on rank 1 only: its job fails (traceback
+    in its train.log, named in the end-of-multirun summary), job 1 still runs and learns,
+    and no rank process is left behind."""
+    from tests.rank_fault_callback import MESSAGE
+
+    done = run_cli(
+        "train.py",
+        "-m",
+        "trainer=ddp_sim",
+        FAULT,
+        "+callbacks.rank_fault.rank=1,-1",  # job 0: rank 1 raises; job 1: no fault
+        f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *FAST,
+        timeout=500,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0  # the sweep reports the failed job
+    assert done.returncode != -9 and "Killed" not in output, output[-3000:]
+    failed, finished = (tmp_path / "sweep" / "0"), (tmp_path / "sweep" / "1")
+    assert f"{MESSAGE} 1" in (failed / "train.log").read_text()
+    assert json.loads((failed / "run_status.json").read_text())["status"] == "failed"
+    status = json.loads((finished / "run_status.json").read_text())
+    assert status["status"] == "finished" and status["metrics"]["val/acc_best"] > 0.8
+    summary = (tmp_path / "sweep" / "multirun_summary.md").read_text()
+    (row,) = [line for line in summary.splitlines() if "rank=1" in line]
+    assert "FAILED" in row and "rank 1" in row, summary
+    assert reaped_descendants() == []

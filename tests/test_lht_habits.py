@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from src.models.components.simple_dense_net import SimpleDenseNet
 from src.train import train
 from src.utils.errors import UserInputError
-from tests.conftest import compose_config
+from tests.conftest import CONFIGS, compose_config, run_cli
 from tests.test_configs import data_dirs  # noqa: F401  (a fixture)
 
 DEBUGS = ("default", "fdr", "limit", "overfit", "profiler")
@@ -85,3 +87,58 @@ def test_lht_model_name_and_keywords(data_dirs, tmp_path) -> None:  # noqa: F811
     )
     assert objects["model"].net.model[1].out_features == 64
     assert float(metrics["test/acc"]) > 0.85
+
+
+# experiments on the user's own folders (data.root): the only ones a fresh clone cannot run
+FOLDER_EXPERIMENTS = sorted(
+    p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml") if "_folder" in p.stem
+)
+TINY = [
+    f"++trainer.{k}=2" for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches")
+]
+
+
+@pytest.mark.slow
+def test_every_experiment_from_a_fresh_clone(tmp_path: Path) -> None:
+    """LHT's smoke test, `-m 'experiment=glob(*)'`, with empty data and log directories:
+    the VIMH data sets are generated and the LoRA bases trained on first use."""
+    from src.data.components.idx import digits_as_mnist, write_mnist_like
+
+    images, labels = digits_as_mnist(70_000, seed=1)  # MNIST can't be downloaded here
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    write_mnist_like(raw, (images[:60_000], labels[:60_000]), (images[60_000:], labels[60_000:]))
+    sweep = tmp_path / "sweep"
+    done = run_cli(
+        "train.py",
+        "-m",
+        f"experiment=glob(*,exclude=[{','.join(FOLDER_EXPERIMENTS)}])",
+        "trainer.max_epochs=1",
+        *TINY,
+        "extras.print_config=false",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"hydra.sweep.dir={sweep}",
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = sorted(
+        p.stem
+        for p in Path(CONFIGS, "experiment").glob("*.yaml")
+        if p.stem not in FOLDER_EXPERIMENTS
+    )
+    jobs = [job for job in sweep.iterdir() if job.is_dir()]
+    ran = sorted(
+        yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())[0].split("=")[1]
+        for job in jobs
+    )
+    assert ran == expected
+    for job in jobs:
+        status = json.loads((job / "run_status.json").read_text())
+        assert status["status"] == "finished", job
+        assert any(k.startswith("test/") for k in status["metrics"]), job
+    # one base per LoRA base experiment (lora_digits_inverted shares lora_digits'), each
+    # a full run of its experiment that learned
+    bases = sorted((tmp_path / "logs" / "lora_bases").iterdir())
+    assert [b.name.rsplit("_", 1)[0] for b in bases] == ["lora_digits_base", "vimh_cnn"]
+    digits_base = json.loads((bases[0] / "run_status.json").read_text())["metrics"]
+    assert digits_base["test/acc"] > 0.95

@@ -9,7 +9,8 @@ crash at epoch 11 the resume point may be epoch 5. ``RunCheckpoint`` also
 - writes it where training stopped when the run is interrupted (SIGTERM,
   Ctrl-C, an exception), so a resume continues from that step; not when the
   run diverged (the last finite weights are the ones worth resuming) and not
-  when the disk is full (the previous good ``last.ckpt`` is kept).
+  when the disk is full (the previous good ``last.ckpt`` is kept); under DDP rank 0
+  writes it alone, without the collectives that would hang when one rank failed.
 
 Files are written atomically by ``src.utils.checkpoint_io.AtomicCheckpointIO``.
 """
@@ -41,6 +42,23 @@ class RunCheckpoint(ModelCheckpoint):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def _save_last_alone(self, trainer: Any) -> None:
+        """``last.ckpt`` from rank 0 without a collective: under DDP an exception may have
+        struck one rank only, and Lightning's own saving would wait at a barrier for
+        ranks that never come (the job would hang instead of failing)."""
+        if not trainer.is_global_zero or not self.save_last or trainer.fast_dev_run:
+            return
+        if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
+            return
+        if self._last_global_step_saved == trainer.global_step:
+            return
+        path = self.format_checkpoint_name(
+            self._monitor_candidates(trainer), self.CHECKPOINT_NAME_LAST
+        )
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        self.last_model_path = path
+
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
@@ -56,7 +74,10 @@ class RunCheckpoint(ModelCheckpoint):
 
         if isinstance(exception, DivergedError | DiskFullError):
             return  # keep the last good checkpoint
-        self._save_last_now(trainer)
+        if trainer.world_size > 1:
+            self._save_last_alone(trainer)
+        else:
+            self._save_last_now(trainer)
         if self.last_model_path:
             log.info(
                 f"{type(exception).__name__} at epoch {trainer.current_epoch}, step "

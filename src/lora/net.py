@@ -165,7 +165,11 @@ class LoRANet(nn.Module):
 
     Args:
         net: the configured net (``model.net``), fresh.
-        base_ckpt: the base weights (see ``BaseWeights``).
+        base_ckpt: the base weights (see ``BaseWeights``); ``None`` for a run of
+            ``base_experiment``, trained on first use (see ``src/lora/base_run.py``).
+        base_experiment, base_overrides, base_runs_dir, data_dir, log_dir: that base run:
+            its experiment and overrides, where base runs are kept, and the data and log
+            directories it is trained with.
         target_modules: layers that get adapters: ``None`` for every Linear, Conv and
             Embedding layer, names (a name matches any layer ending in it), a regex,
             or ``[]`` for none (only ``modules_to_save`` train: a linear probe).
@@ -181,17 +185,36 @@ class LoRANet(nn.Module):
     def __init__(
         self,
         net: nn.Module,
-        base_ckpt: str,
+        base_ckpt: str | None,
         target_modules: str | Sequence[str] | None = None,
         r: int = 8,
         lora_alpha: float = 16,
         lora_dropout: float = 0.0,
         modules_to_save: Sequence[str] = (),
         quantize: str | None = None,
+        base_experiment: str | None = None,
+        base_overrides: Sequence[str] = (),
+        base_runs_dir: str = "logs/lora_bases",
+        data_dir: str = "data",
+        log_dir: str = "logs",
     ) -> None:
         super().__init__()
         check_quantize(quantize)
         fresh = resolve_modules(net, list(modules_to_save))
+        if base_ckpt is None:
+            if not base_experiment:
+                raise UserInputError(
+                    "model.lora.base_ckpt is null and model.lora.base_experiment is not set: "
+                    "give the base weights (a run directory, .ckpt, .pt or .safetensors) or "
+                    "the experiment whose run is the base (trained on first use)."
+                )
+            from src.lora.base_run import find_or_train_base
+
+            base_ckpt = str(
+                find_or_train_base(
+                    base_experiment, base_overrides, base_runs_dir, data_dir, log_dir
+                )
+            )
         base = BaseWeights.read(base_ckpt)
         base.load_into(net, replaced_scope(net, fresh))
         targets = select_targets(net, target_modules, fresh)

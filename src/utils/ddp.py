@@ -17,7 +17,8 @@ that is right. In a multirun it is not:
   Lightning concludes that the next job's processes were started externally:
   it starts none and waits for them.
 
-``multirun_job_as_single_run`` fixes these for one job at a time. During the
+``multirun_job_as_single_run`` fixes these for one job at a time, and (in single
+runs too) ends the job's rank processes with the job (``ranks_ended``). During the
 job, ``sys.argv`` is the script with this job's own overrides (no ``-m``),
 ``run.dir`` is the job's directory, and ``__main__`` names the script, so the
 extra ranks compose the job's config and join its directory, where rank 0
@@ -68,7 +69,8 @@ def multirun_job_as_single_run(script: str) -> Iterator[None]:
     directory, and clean up after them. Outside a multirun (single runs, and the
     extra ranks themselves) it does nothing."""
     if not in_multirun():
-        yield
+        with ranks_ended():
+            yield
         return
     if "TORCHELASTIC_RUN_ID" in os.environ:  # set by torchrun in each process it starts
         raise UserInputError(
@@ -93,7 +95,8 @@ def multirun_job_as_single_run(script: str) -> Iterator[None]:
     with read_write(hydra_cfg.run):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
     try:
-        yield
+        with ranks_ended():
+            yield
     finally:
         sys.argv, __main__.__spec__ = saved_argv, saved_spec
         for key, value in saved_env.items():
@@ -103,6 +106,21 @@ def multirun_job_as_single_run(script: str) -> Iterator[None]:
                 os.environ[key] = value
         if not group_before and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+@contextmanager
+def ranks_ended() -> Iterator[None]:
+    """Around one run or job: when it ends, the rank processes trainer=ddp_sim started
+    for it have ended too (waited for, or killed when they hang or the job failed; see
+    src/utils/ddp_launcher.py, imported only where such a trainer was built)."""
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        launcher = sys.modules.get("src.utils.ddp_launcher")
+        if launcher is not None:
+            launcher.finish_ranks(failed)
 
 
 def is_extra_rank() -> bool:

@@ -237,8 +237,10 @@ def build(tmp_path: Path, *overrides: str) -> torch.nn.Module:
 
 
 def test_base_ckpt_not_given(tmp_path: Path) -> None:
+    # +model/lora=default on its own names no base (experiment=lora_digits trains one)
+    cfg = compose_config("train.yaml", ["model=cnn", "+model/lora=default"], tmp_path)
     with pytest.raises(UserInputError, match=r"model\.lora\.base_ckpt must be set"):
-        build(tmp_path)
+        instantiate_model(cfg.model, hydra.utils.instantiate(cfg.data))
 
 
 def test_base_ckpt_missing(tmp_path: Path) -> None:
