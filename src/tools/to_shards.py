@@ -94,7 +94,11 @@ class Samples:
 
 
 def write_split(dataset: Any, folder: Path, cfg: DictConfig) -> int:
+    import logging
+
     import litdata
+
+    logging.getLogger("litdata").setLevel(logging.WARNING)  # its cache-size notes at INFO
 
     size = len(dataset)
     if size == 0:
