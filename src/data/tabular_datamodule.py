@@ -75,6 +75,7 @@ class TabularDataModule(RegressionDataModule):
             [target_columns] if isinstance(target_columns, str) else list(target_columns or [])
         )
         self.features = list(feature_columns) if feature_columns is not None else None
+        self.feature_columns = self.features  # as configured (features: as found in the file)
         self.split_column = split_column
         self.drop_na = drop_na
         self.in_memory = in_memory

@@ -124,6 +124,7 @@ def test_training_from_the_cache_learns_what_memory_learns(tmp_path: Path) -> No
     saved = torch.load(next((tmp_path / "false" / "checkpoints").glob("epoch_*.ckpt")),
                        weights_only=True)  # fmt: skip
     assert saved["TabularDataModule"]["feature_names"] == ["a", "b", "c"]
+    assert len(list((tmp_path / "cache").glob("*.f32"))) == 1  # testing (state restored) reused it
 
 
 def test_a_missing_table_is_the_in_memory_message(tmp_path: Path) -> None:

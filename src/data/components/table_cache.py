@@ -85,7 +85,7 @@ class TableCache:
 def cache_base(dm: Any, files: dict[str, Path]) -> Path:
     """``<cache_dir>/<stem>-<key>``: the key hashes the files and the row settings."""
     stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()]
-    settings = [VERSION, stamp, dm.features, dm.targets, dm.split_column, dm.drop_na]
+    settings = [VERSION, stamp, dm.feature_columns, dm.targets, dm.split_column, dm.drop_na]
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
     return Path(dm.cache_dir) / f"{next(iter(files.values())).stem}-{key}"
 
