@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from src.data.components.memmap_loader import tune_worker_malloc
 from src.utils.errors import UserInputError
 from src.vimh.format import HEADER_BYTES, INFO_FILE, record_dtype
 
@@ -144,6 +145,7 @@ class MemmapSamples(Dataset):
     def __getitems__(
         self, indices: slice | torch.Tensor | Sequence[int]
     ) -> tuple[torch.Tensor, ...]:
+        tune_worker_malloc()
         rows = self.rows[indices] if isinstance(indices, slice) else self.rows[np.asarray(indices)]
         x = torch.from_numpy(self.file.images(rows)).float()
         x = (x - self.x_mean) / self.x_std

@@ -9,13 +9,43 @@ index batches, so the two modes see the same samples in the same order), read in
 
 from __future__ import annotations
 
+import ctypes
+import os
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, SequentialSampler
+from torch.utils.data import DataLoader, SequentialSampler, get_worker_info
 
 from src.data.components.batches import EpochOrder, IndexBatchSampler, keep_batch
 from src.utils.errors import UserInputError
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+_tuned_pid = [0]  # the process whose allocator was looked at (a forked worker is another)
+
+
+def tune_worker_malloc() -> None:
+    """In a loader worker (once per process): fix glibc's mmap threshold at 128 KiB.
+
+    glibc serves an allocation of 128 KiB or more with its own mapping, given back to the
+    system when freed, until one such block is freed: then it raises the threshold to that
+    size (up to 32 MiB), and a batch's buffers (MiBs) come from its heap, whose freed
+    pages it keeps. In a forked worker those heap pages are the training process's,
+    shared until written; reused for batch after batch, they become the worker's own
+    copies. Measured on benchmarks/vimh_memory.py (40,000 records of 128x128, 2
+    workers): one worker's private memory 296 MiB with glibc's policy, 11 MiB with the
+    fixed threshold. The training process keeps glibc's policy (its speed depends on it).
+    """
+    pid = os.getpid()
+    if _tuned_pid[0] == pid:
+        return
+    _tuned_pid[0] = pid
+    if get_worker_info() is None:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): another allocator, nothing to tune
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def memmap_loader(dm: Any, split: str, shuffle: bool) -> DataLoader:

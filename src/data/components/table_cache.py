@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from src.data.components.memmap_loader import tune_worker_malloc
 from src.data.components.splits import SPLITS, Split, numbered_in_turn, random_split
 from src.data.components.tables import iter_table, numeric_columns, read_table_checks
 from src.utils.errors import UserInputError
@@ -173,6 +174,7 @@ class TableRows(Dataset):
     def __getitems__(
         self, indices: slice | torch.Tensor | Sequence[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        tune_worker_malloc()
         rows = self.rows[indices] if isinstance(indices, slice) else self.rows[np.asarray(indices)]
         values = torch.from_numpy(self.cache.read(rows))
         x = ((values[:, : self.num_features] - self.mean) / self.std).contiguous()
