@@ -72,6 +72,34 @@ def test_streaming_batches_are_the_source_samples(digits_shards: Path, tmp_path:
     assert dm.spec == {"input_shape": [1, 8, 8], "num_classes": 10}
 
 
+def test_an_image_folder_converts_decoded_as_for_evaluation(tmp_path: Path) -> None:
+    """The file-backed path converts too: each split's images decoded and normalised by
+    the folder module's eval pipeline (train included: no augmentation written once)."""
+    import hydra
+
+    from src.data.components.folder_splits import make_splits
+    from src.tools.example_folders import write_digit_images
+
+    images = tmp_path / "images"
+    write_digit_images(images, size=16, channels=3, per_class=6)
+    make_splits(images)
+    folder = ["data=image_folder", f"data.root={images}", "data.image_size=16",
+              "data.num_workers=0", "data/transforms=strong"]  # fmt: skip
+    shards = convert(tmp_path / "shards", *folder)
+    cfg = compose_config("train.yaml", streaming(shards, "data.num_workers=0"), tmp_path / "r")
+    dm = hydra.utils.instantiate(cfg.data)
+    source = hydra.utils.instantiate(compose_config("train.yaml", folder, tmp_path / "s").data)
+    assert dm.spec == source.spec and dm.classes == source.classes == [str(d) for d in range(10)]
+    source.setup()
+    dm.setup()
+    x, y = dm.data_train[0]  # by index: the source's order
+    want = source.shard_dataset("train")[0]
+    assert torch.equal(x, want[0]) and int(y) == int(want[1])
+    x, y = next(iter(dm.loader("test")))
+    wx, wy = next(iter(source.loader("test", shuffle=False, workers=0)))
+    assert torch.equal(x, wx[: len(x)]) and torch.equal(y, wy[: len(y)])
+
+
 def test_a_model_trained_from_shards_learns(digits_shards: Path, tmp_path: Path) -> None:
     overrides = streaming(digits_shards, "trainer.max_epochs=4", "data.num_workers=1")
     metrics, _ = train(compose_config("train.yaml", overrides, tmp_path))
