@@ -116,10 +116,15 @@ def convert(cfg: DictConfig) -> Path:
     """Write the shards of ``cfg.data`` into ``cfg.output_dir`` (see the module docstring)."""
     import hydra
 
-    if cfg.get("output_dir") in (None, "", "???") or is_remote(str(cfg.output_dir)):
+    if cfg.get("output_dir") in (None, "", "???"):
         raise UserInputError(
-            "output_dir must be a local folder (output_dir=data/shards/<name>); to stream from "
-            "object storage, convert locally and copy the folder there."
+            "output_dir is not set: give the shard folder to write, e.g. "
+            "output_dir=data/shards/digits (make shards DATA=digits OUT=data/shards/digits)."
+        )
+    if is_remote(str(cfg.output_dir)):
+        raise UserInputError(
+            f"output_dir={cfg.output_dir} is object storage: shards are written to a local "
+            "folder here; convert locally, then copy the folder there with your storage's tool."
         )
     out = Path(str(cfg.output_dir)).absolute()
     settings = conversion_settings(cfg)

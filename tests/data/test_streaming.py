@@ -129,6 +129,12 @@ def test_a_folder_that_is_not_a_conversion_is_left_alone(tmp_path: Path) -> None
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize(("out", "said"), [("", "is not set"), ("s3://bucket/x", "object storage")])
+def test_an_output_dir_that_cannot_be_written_is_one_message(out: str, said: str) -> None:
+    with pytest.raises(UserInputError, match=said):
+        convert(out)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("what", ["missing", "not_shards"])
 def test_a_bad_input_dir_is_one_message(what: str, tmp_path: Path) -> None:
     folder = tmp_path / "nowhere"
