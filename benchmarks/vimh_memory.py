@@ -52,10 +52,10 @@ class PeakPSS(PeakRSS):
         me = psutil.Process(self.pid)
         while not self.done.wait(0.05):
             try:
-                parts = [self.sample(me)]
+                parts, children = [self.sample(me)], me.children(recursive=True)
             except psutil.Error:  # the process has ended
                 return
-            for child in me.children(recursive=True):
+            for child in children:
                 try:
                     parts.append(self.sample(child))
                 except psutil.Error:
