@@ -26,7 +26,7 @@ $(UV_PRIVATE):
 
 .PHONY: notebook chromium pre-commit optuna-dashboard postgres bench-pruning
 .PHONY: help install train test test-all test-slow bench bench-epoch format lint clean clean-logs list-configs eval mlflow-ui \
-	lr-find bs-find summary export split example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
+	lr-find bs-find summary export split shards example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
 	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh \
 	train-quick-convnext tqcn t train-mps trainmps tmps train-cnn trc train-vit-small trvs train-convnext-small trcns \
@@ -144,6 +144,9 @@ fuse: .venv/.synced ## Fuse LoRA adapters of one base and test them: make fuse A
 
 split: .venv/.synced ## Split a data folder <root>/raw/<class>/<file> once: make split ROOT=<root> [FOLDS=5] [KIND=audio]
 	$(UVRUN) python src/tools/split_folder.py root=$(ROOT) $(if $(FOLDS),folds=$(FOLDS)) $(if $(KIND),kind=$(KIND)) $(ARGS)
+
+shards: .venv/.synced ## Convert a data option's splits into streaming shards (litdata): make shards DATA=digits OUT=data/shards/digits
+	$(UVRUN) python src/tools/to_shards.py $(if $(DATA),data=$(DATA)) output_dir=$(OUT) $(ARGS)
 
 example-images: .venv/.synced ## Write the digits as PNGs into an image folder: make example-images ROOT=data/digits_png
 	$(UVRUN) python src/tools/example_folders.py kind=image root=$(ROOT) $(ARGS)

@@ -42,7 +42,9 @@ from src.vimh.plan import settings_from  # noqa: E402
 class PeakPSS(PeakRSS):
     """The largest sum of proportional set sizes (a page shared by k processes counts 1/k
     in each): what a process tree really holds, where summed RSS counts shared pages
-    once per process."""
+    once per process. ``parts``: each process's (pid, PSS, USS, shared) at that peak."""
+
+    parts: list[tuple[int, int, int, int]] = []
 
     def run(self) -> None:
         import psutil
@@ -50,15 +52,22 @@ class PeakPSS(PeakRSS):
         me = psutil.Process(self.pid)
         while not self.done.wait(0.05):
             try:
-                total = me.memory_full_info().pss
+                parts, children = [self.sample(me)], me.children(recursive=True)
             except psutil.Error:  # the process has ended
                 return
-            for child in me.children(recursive=True):
+            for child in children:
                 try:
-                    total += child.memory_full_info().pss
+                    parts.append(self.sample(child))
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            total = sum(pss for _, pss, _, _ in parts)
+            if total > self.peak:
+                self.peak, self.parts = total, parts
+
+    @staticmethod
+    def sample(process) -> tuple[int, int, int, int]:
+        full = process.memory_full_info()
+        return process.pid, full.pss, full.uss, full.shared
 
 
 def small_settings() -> dict:
@@ -139,6 +148,9 @@ def main() -> None:
     kind = "PSS" if args.pss else "RSS"
     print(f"budget {budget / MIB:.0f} MiB; peak {kind} (train.py + {args.workers} workers) "
           f"{monitor.peak / MIB:.0f} MiB")  # fmt: skip
+    for pid, pss, uss, shared in getattr(monitor, "parts", []):
+        print(f"  pid {pid}: PSS {pss / MIB:.0f} MiB, private (USS) {uss / MIB:.0f} MiB, "
+              f"shared (RSS part) {shared / MIB:.0f} MiB")  # fmt: skip
     print(f"data / budget: {in_memory / budget:.2f}x (on disk {on_disk / budget:.2f}x); "
           f"peak / budget: {monitor.peak / budget:.2f}")  # fmt: skip
     if monitor.peak > budget:

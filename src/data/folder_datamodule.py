@@ -226,6 +226,12 @@ class FolderDataModule(LightningDataModule):
     def data_test(self) -> Dataset | None:
         return self.datasets.get("test")
 
+    def shard_dataset(self, split: str) -> Dataset:
+        """What ``src/tools/to_shards.py`` writes for ``split``: its files decoded as for
+        evaluation (a random augmentation written once would repeat every epoch)."""
+        self.setup()
+        return self.make_dataset("test", self.files[split])
+
     def loader(self, split: str, shuffle: bool, workers: int | None = None) -> DataLoader:
         if not self.datasets:
             self.setup()

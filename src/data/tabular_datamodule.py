@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from src.data.components.memmap_loader import memmap_loader
 from src.data.components.splits import SPLITS, Split, numbered_in_turn
+from src.data.components.table_cache import DROPPED, memmap_splits
 from src.data.components.tables import check_columns, numeric_columns, read_table
 from src.data.regression_datamodule import RegressionDataModule
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
-
-# what split indices count when data.drop_na has left rows out
-DROPPED = " (counting only the rows data.drop_na kept)"
 
 
 class TabularDataModule(RegressionDataModule):
@@ -38,6 +37,11 @@ class TabularDataModule(RegressionDataModule):
         train_val_test_split: fractions (adding up to 1) or counts of the rows.
         split_column: a column whose values (train, val, test) place each row.
         drop_na: leave out rows with NaN or infinite values instead of stopping.
+        in_memory: hold the table in memory (the speed path); ``False``: read it once in
+            parts into a float32 cache under ``cache_dir`` and cut batches from it in place
+            (``components.table_cache``: tables larger than memory; the same splits,
+            standardisation and batches).
+        cache_dir: where ``in_memory=False`` keeps its caches (named by file and settings).
         batch_size, shared: see ``InMemoryDataModule`` (the folds deal out the
             train and val rows).
     """
@@ -51,6 +55,8 @@ class TabularDataModule(RegressionDataModule):
         split_column: str | None = None,
         drop_na: bool = False,
         batch_size: int = 64,
+        in_memory: bool = True,
+        cache_dir: str = "data/tabular_cache",
         **shared: Any,
     ) -> None:
         paths: dict[str, Path] = {}
@@ -69,8 +75,44 @@ class TabularDataModule(RegressionDataModule):
             [target_columns] if isinstance(target_columns, str) else list(target_columns or [])
         )
         self.features = list(feature_columns) if feature_columns is not None else None
+        self.feature_columns = self.features  # as configured (features: as found in the file)
         self.split_column = split_column
         self.drop_na = drop_na
+        self.in_memory = in_memory
+        self.cache_dir = cache_dir
+        self.datasets: dict[str, Any] = {}  # the cached splits (in_memory=False)
+
+    # -- in_memory=False: the splits read from a cache in place ------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.in_memory:
+            super().setup(stage)
+        elif not self.datasets:
+            self.datasets, self.split_indices, self.indexed = memmap_splits(self)
+
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        if self.in_memory:
+            return super()._loader(split, shuffle)
+        self.setup()
+        return memmap_loader(self, split, shuffle)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if self.datasets:  # standardised with statistics fitted to today's rows: redo
+            self.datasets = {}
+            self.setup()
+
+    @property
+    def data_train(self) -> Any:
+        return super().data_train if self.in_memory else self.datasets.get("train")
+
+    @property
+    def data_val(self) -> Any:
+        return super().data_val if self.in_memory else self.datasets.get("val")
+
+    @property
+    def data_test(self) -> Any:
+        return super().data_test if self.in_memory else self.datasets.get("test")
 
     def check_settings(self) -> None:
         """Stop on settings that cannot describe a table (checked on first use: Hydra
@@ -107,9 +149,9 @@ class TabularDataModule(RegressionDataModule):
     def target_names(self) -> list[str]:
         return self.targets
 
-    def _read(self, path: Path) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
-        """Features, targets and (with ``split_column``) each row's split, from one file."""
-        frame = read_table(path)
+    def table_columns(self, frame: Any, path: Path) -> list[str]:
+        """The feature columns of ``frame`` (all but targets and split column when
+        ``feature_columns`` is null), once the columns named are checked to be there."""
         check_columns(
             frame,
             self.targets + ([self.split_column] if self.split_column else []),
@@ -131,6 +173,12 @@ class TabularDataModule(RegressionDataModule):
             f"Data file {path}",
             "Set data.feature_columns to columns of the file (null: all but the targets).",
         )
+        return self.features
+
+    def _read(self, path: Path) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+        """Features, targets and (with ``split_column``) each row's split, from one file."""
+        frame = read_table(path)
+        self.table_columns(frame, path)
         numbers = numeric_columns(
             frame, self.features + self.targets, f"Data file {path}", self.drop_na
         )

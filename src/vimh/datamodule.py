@@ -32,13 +32,14 @@ from typing import Any
 
 import torch
 
+from src.data.components.memmap_loader import memmap_loader
 from src.data.components.splits import Split
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.utils.errors import UserInputError
 from src.vimh.format import INFO_FILE, Records, read_dataset, read_info
 from src.vimh.generator import generate_vimh
 from src.vimh.heads import head_specs
-from src.vimh.memmap_records import memmap_datasets, memmap_loader
+from src.vimh.memmap_records import memmap_datasets
 from src.vimh.plan import make_plan, settings_from
 
 # level spreads under this (dB) are rounding, not information worth amplifying

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, SequentialSampler
+from torch.utils.data import Dataset
 
-from src.data.components.batches import EpochOrder, IndexBatchSampler, keep_batch
+from src.data.components.memmap_loader import tune_worker_malloc
 from src.utils.errors import UserInputError
 from src.vimh.format import HEADER_BYTES, INFO_FILE, record_dtype
 
@@ -146,6 +145,7 @@ class MemmapSamples(Dataset):
     def __getitems__(
         self, indices: slice | torch.Tensor | Sequence[int]
     ) -> tuple[torch.Tensor, ...]:
+        tune_worker_malloc()
         rows = self.rows[indices] if isinstance(indices, slice) else self.rows[np.asarray(indices)]
         x = torch.from_numpy(self.file.images(rows)).float()
         x = (x - self.x_mean) / self.x_std
@@ -192,26 +192,3 @@ def memmap_datasets(dm) -> tuple[dict[str, MemmapSamples], dict[str, torch.Tenso
     indexed = (f"the {size} samples of {dm.data_dir}/train, then the {tested} of "
                f"{dm.data_dir}/test, in file order")  # fmt: skip
     return datasets, indices, indexed
-
-
-def memmap_loader(dm, split: str, shuffle: bool) -> DataLoader:
-    """A ``DataLoader`` of a memmap split with the batches of the in-memory path (the same
-    ``EpochOrder`` and index batches), read in ``dm.num_workers`` workers."""
-    trainer = dm.trainer
-    if trainer is not None and trainer.overfit_batches:
-        shuffle = False
-    seed = dm.shuffle_seed if dm.shuffle_seed is not None else int(torch.initial_seed()) % 2**31
-    data = dm.datasets[split]
-    sampler: Any = EpochOrder(len(data), seed) if shuffle else SequentialSampler(range(len(data)))
-    batches = IndexBatchSampler(sampler, dm.batch_size, dm.drop_last and shuffle)
-    if len(batches) == 0:
-        raise UserInputError(
-            f"The {split} split of {dm.source} has {len(data)} samples, fewer than "
-            f"data.batch_size={dm.batch_size}, and incomplete batches are dropped. Lower "
-            "data.batch_size or give the split more samples."
-        )
-    workers = int(dm.num_workers or 0)
-    return DataLoader(
-        data, batch_sampler=batches, collate_fn=keep_batch, num_workers=workers,
-        pin_memory=bool(dm.pin_memory), persistent_workers=bool(dm.persistent_workers) and workers > 0,
-    )  # fmt: skip

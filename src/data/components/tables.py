@@ -9,7 +9,7 @@ an hour later.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,19 @@ READERS: dict[str, tuple[str, Callable[[Path], pd.DataFrame]]] = {
 def read_table(path: str | Path) -> pd.DataFrame:
     """The table in ``path``, read by the reader its extension names."""
     path = Path(path)
+    read_table_checks(path)
+    kind, reader = READERS[path.suffix.lower()]
+    try:
+        frame = reader(path)
+    except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserInputError(f"Data file {path} cannot be read as {kind}: {detail}") from error
+    frame.columns = [str(column) for column in frame.columns]
+    return frame
+
+
+def read_table_checks(path: Path) -> None:
+    """Stop unless ``path`` is a file with a table extension read here."""
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise UserInputError(
@@ -39,14 +52,33 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"Data file {path} has the extension '{path.suffix}', which is not a table format "
             f"read here. Use one of: {', '.join(READERS)}."
         )
-    kind, reader = READERS[path.suffix.lower()]
+
+
+def iter_table(path: str | Path, rows: int) -> Iterator[pd.DataFrame]:
+    """The table in ``path`` in parts of ``rows`` rows (CSV, Parquet, JSON Lines); a JSON
+    array cannot be read in parts and comes whole."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        yield read_table(path)
+        return
+    read_table_checks(path)
     try:
-        frame = reader(path)
-    except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            parts = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=rows))
+        elif suffix == ".csv":
+            parts = pd.read_csv(path, chunksize=rows)
+        else:
+            parts = pd.read_json(path, lines=True, chunksize=rows)
+        for frame in parts:
+            frame.columns = [str(column) for column in frame.columns]
+            yield frame
+    except (ValueError, OSError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        kind = READERS[suffix][0]
         raise UserInputError(f"Data file {path} cannot be read as {kind}: {detail}") from error
-    frame.columns = [str(column) for column in frame.columns]
-    return frame
 
 
 def check_columns(frame: pd.DataFrame, wanted: Sequence[str], source: str, advice: str) -> None:
@@ -88,6 +120,7 @@ def numeric_columns(
     source: str,
     drop_na: bool = False,
     advice: tuple[str, str] = (NOT_NUMBERS_ADVICE, NOT_FINITE_ADVICE),
+    first_row: int = 0,
 ) -> pd.DataFrame:
     """``columns`` of ``frame`` as float64, every value finite.
 
@@ -95,7 +128,8 @@ def numeric_columns(
     or, with ``drop_na``, are left out; the index of the result says which
     rows were kept. Rows are counted from 1, the header not counted.
     ``advice`` ends the message about values that are not numbers, and the
-    one about values that are not finite.
+    one about values that are not finite. ``first_row``: the file row of the frame's
+    first row (a part of a file read in parts), counted from 0.
     """
     numbers = {}
     for column in columns:
@@ -106,7 +140,7 @@ def numeric_columns(
             first = values.iloc[not_numbers[0]]
             raise UserInputError(
                 f"Column '{column}' of {source} holds values that are not numbers in "
-                f"{len(not_numbers)} rows (rows {_row_list(not_numbers)}; the first is "
+                f"{len(not_numbers)} rows (rows {_row_list(not_numbers + first_row)}; the first is "
                 f"{first!r}). {advice[0]}"
             )
         numbers[column] = converted.astype("float64")
@@ -117,7 +151,7 @@ def numeric_columns(
     if drop_na:
         return table[~bad.any(axis=1)]
     counts = [
-        f"'{column}' in {int(bad[:, i].sum())} rows (rows {_row_list(np.flatnonzero(bad[:, i]))})"
+        f"'{column}' in {int(bad[:, i].sum())} rows (rows {_row_list(np.flatnonzero(bad[:, i]) + first_row)})"
         for i, column in enumerate(columns)
         if bad[:, i].any()
     ]

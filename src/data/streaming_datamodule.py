@@ -1,0 +1,163 @@
+"""Train from streaming shards (litdata): ``data=streaming data.input_dir=<shard folder>``.
+
+The shards are written once by ``src/tools/to_shards.py`` from any of the template's
+data modules (``components.shards``); they hold the samples that module serves, so
+the model, its metrics and the batches' layout are those of the source module, and
+``spec`` (what ``${data_spec:...}`` answers) is the source's, read from
+``shards.json``.
+
+Each split is a ``litdata.StreamingDataset`` read by a ``StreamingDataLoader`` in
+``num_workers`` worker processes: chunks are read (or downloaded, from object
+storage) a few at a time, so memory holds the chunks in flight, not the data set.
+``input_dir`` is a local folder or an object-storage URL (``s3://bucket/shards``,
+``gs://...``): litdata reads both the same way, downloading remote chunks into
+``cache_dir``.
+
+Resumable mid-epoch: the train loader's ``state_dict`` (the epoch and the samples it
+has yielded) is saved by Lightning's fit loop in every checkpoint
+(``loops.fit_loop.state_dict.combined_loader``) and given back on resume, so the
+resumed epoch goes on with the samples the interrupted one had not reached.
+
+litdata is imported in ``setup``, when shards are read: start-up stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning import LightningDataModule
+
+from src.data.components.batch_count import check_batch_count
+from src.data.components.shards import SPLITS, is_remote, read_meta, split_dir
+from src.utils.errors import UserInputError
+
+
+class StreamingDataModule(LightningDataModule):
+    """The train/val/test shards of ``input_dir`` as streaming loaders.
+
+    Args:
+        input_dir: the shard folder (local path or object-storage URL).
+        batch_size: samples per batch (per process under DDP).
+        shuffle_seed: seed of the train split's per-epoch shuffle (litdata shuffles
+            chunks, then samples within a window); ``None`` takes the run's seed.
+        drop_last: leave out an incomplete last training batch.
+        num_workers: loader worker processes that read (and download) chunks.
+        pin_memory: pinned batches for fast copies to a GPU.
+        persistent_workers: keep the workers between epochs (when there are any).
+        cache_dir: where remote chunks are downloaded (``None``: litdata's default).
+        max_cache_size: the most bytes of downloaded chunks kept (litdata's setting).
+        storage_options: credentials and options of the object store (litdata's).
+    """
+
+    def __init__(
+        self,
+        input_dir: str,
+        batch_size: int = 64,
+        shuffle_seed: int | None = None,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        cache_dir: str | None = None,
+        max_cache_size: str = "100GB",
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise UserInputError(f"data.batch_size must be at least 1, got {batch_size}.")
+        self.input_dir = str(input_dir)
+        self.batch_size = batch_size
+        self.shuffle_seed = shuffle_seed
+        self.drop_last = drop_last
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.cache_dir = cache_dir
+        self.max_cache_size = max_cache_size
+        self.storage_options = dict(storage_options or {})
+        self.datasets: dict[str, Any] = {}
+        self._meta: dict[str, Any] | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The shard folder's ``shards.json`` (read once)."""
+        if self._meta is None:
+            self._meta = read_meta(self.input_dir, self.storage_options)
+        return self._meta
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.meta["spec"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.get("classes") or [])
+
+    @property
+    def source(self) -> str:
+        return f"the shards of {self.meta.get('source', 'a data module')} in {self.input_dir}"
+
+    def split_record(self) -> dict[str, Any]:
+        """What the run trained on (``<run>/splits.json``): the shard folder and its sizes;
+        the samples of each split are the source's (see its settings)."""
+        return {
+            "indices_into": f"the shards of {self.input_dir} (each split in its own folder)",
+            "input_dir": self.input_dir,
+            "sizes": dict(self.meta["sizes"]),
+            "source_settings": self.meta["settings"],
+        }
+
+    def _dataset(self, split: str, shuffle: bool) -> Any:
+        from litdata import StreamingDataset
+
+        seed = self.shuffle_seed
+        if seed is None:
+            import torch
+
+            seed = int(torch.initial_seed()) % 2**31
+        cache = {"cache_dir": self.cache_dir} if is_remote(self.input_dir) else {}
+        return StreamingDataset(
+            split_dir(self.input_dir, split), shuffle=shuffle, seed=seed,
+            drop_last=self.drop_last if shuffle else None, max_cache_size=self.max_cache_size,
+            storage_options=self.storage_options, **cache,
+        )  # fmt: skip
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.meta  # noqa: B018  (a wrong input_dir stops here with one message)
+        self.datasets = {s: self._dataset(s, shuffle=s == "train") for s in SPLITS}
+
+    @property
+    def data_train(self) -> Any:
+        return self.datasets.get("train")
+
+    @property
+    def data_val(self) -> Any:
+        return self.datasets.get("val")
+
+    @property
+    def data_test(self) -> Any:
+        return self.datasets.get("test")
+
+    def loader(self, split: str) -> Any:
+        from litdata import StreamingDataLoader
+
+        self.setup()
+        drop_last = self.drop_last and split == "train"
+        size = int(self.meta["sizes"][split])
+        check_batch_count(self.trainer, split, size, self.batch_size, drop_last, self.source)
+        return StreamingDataLoader(
+            self.datasets[split], batch_size=self.batch_size, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,
+            drop_last=drop_last,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> Any:
+        return self.loader("train")
+
+    def val_dataloader(self) -> Any:
+        return self.loader("val")
+
+    def test_dataloader(self) -> Any:
+        return self.loader("test")

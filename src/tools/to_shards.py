@@ -1,0 +1,162 @@
+"""Convert a data module's splits into streaming shards (litdata), for ``data=streaming``:
+``python src/tools/to_shards.py data=digits output_dir=data/shards/digits``.
+
+Each split (train, val, test, as the data module serves them: the same split,
+normalisation and, for folders, decoding) becomes a litdata data set of chunked
+files under ``<output_dir>/<split>``, written by ``litdata.optimize``; then
+``<output_dir>/shards.json`` (``components.shards``). The output is written beside
+``output_dir`` and renamed into place when complete, so a folder is a whole
+conversion or nothing. An existing ``output_dir`` is never changed: the same
+settings again do nothing, other settings stop with what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import rootutils
+from omegaconf import DictConfig, OmegaConf
+
+rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
+
+from src.data.components.shards import META_FILE, SPLITS, is_remote  # noqa: E402
+from src.utils.entry_point import entry_point  # noqa: E402
+from src.utils.errors import UserInputError  # noqa: E402
+
+# data config keys that change how batches are served, not what the samples are
+LOADER_KEYS = {
+    "batch_size", "num_workers", "pin_memory", "persistent_workers", "shuffle_seed", "drop_last",
+}  # fmt: skip
+BATCH = 256  # samples one optimize input reads at once (one __getitems__ of in-memory data)
+
+
+def conversion_settings(cfg: DictConfig) -> dict[str, Any]:
+    """What identifies a conversion: the data config (loader keys left out) and the chunking."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = {key: value for key, value in data.items() if key not in LOADER_KEYS}
+    settings = {"data": data, "chunk_bytes": cfg.chunk_bytes, "compression": cfg.compression}
+    return json.loads(json.dumps(settings))  # as shards.json holds it (tuples as lists)
+
+
+def check_output(out: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``out`` already holds this conversion (True); stop if it holds anything else."""
+    if not out.exists():
+        return False
+    meta = out / META_FILE
+    if not meta.is_file():
+        raise UserInputError(
+            f"output_dir={out} exists and is not a shard folder (it has no {META_FILE}); it is "
+            "left as it is. Choose another output_dir."
+        )
+    saved = json.loads(meta.read_text())["settings"]
+    if saved == settings:
+        return True
+    differ = sorted(
+        {f"data.{k}" for k in set(saved["data"]) | set(settings["data"])
+         if saved["data"].get(k) != settings["data"].get(k)}
+        | {k for k in ("chunk_bytes", "compression") if saved.get(k) != settings.get(k)}
+    )  # fmt: skip
+    raise UserInputError(
+        f"output_dir={out} holds shards converted with other settings (they differ in "
+        f"{', '.join(differ)}); it is left as it is. Choose another output_dir for these "
+        f"settings, or delete {out} to convert again."
+    )
+
+
+def shard_dataset(datamodule: Any, split: str) -> Any:
+    """What a split's shards hold: the data module's own choice (``shard_dataset``: the
+    folder modules decode every split as for evaluation), else its ``data_<split>``."""
+    if hasattr(datamodule, "shard_dataset"):
+        return datamodule.shard_dataset(split)
+    return getattr(datamodule, f"data_{split}")
+
+
+class Samples:
+    """``optimize``'s function: the samples ``start..stop`` of a data set, one by one (a
+    whole range at once where the data set cuts batches, ``__getitems__``)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __call__(self, part: tuple[int, int]) -> Any:
+        start, stop = part
+        if hasattr(self.dataset, "__getitems__"):
+            batch = self.dataset.__getitems__(slice(start, stop))
+            for i in range(stop - start):
+                yield tuple(t[i].clone() for t in batch)
+            return
+        for i in range(start, stop):
+            yield tuple(self.dataset[i])
+
+
+def write_split(dataset: Any, folder: Path, cfg: DictConfig) -> int:
+    import logging
+
+    import litdata
+
+    logging.getLogger("litdata").setLevel(logging.WARNING)  # its cache-size notes at INFO
+
+    size = len(dataset)
+    if size == 0:
+        raise UserInputError(f"The {folder.name} split is empty: there is nothing to convert.")
+    parts = [(start, min(start + BATCH, size)) for start in range(0, size, BATCH)]
+    litdata.optimize(
+        fn=Samples(dataset), inputs=parts, output_dir=str(folder), chunk_bytes=cfg.chunk_bytes,
+        compression=cfg.compression, num_workers=int(cfg.num_workers), start_method="fork",
+        reorder_files=False, keep_data_ordered=True, verbose=False,
+    )  # fmt: skip
+    return size
+
+
+def convert(cfg: DictConfig) -> Path:
+    """Write the shards of ``cfg.data`` into ``cfg.output_dir`` (see the module docstring)."""
+    import hydra
+
+    if cfg.get("output_dir") in (None, "", "???"):
+        raise UserInputError(
+            "output_dir is not set: give the shard folder to write, e.g. "
+            "output_dir=data/shards/digits (make shards DATA=digits OUT=data/shards/digits)."
+        )
+    if is_remote(str(cfg.output_dir)):
+        raise UserInputError(
+            f"output_dir={cfg.output_dir} is object storage: shards are written to a local "
+            "folder here; convert locally, then copy the folder there with your storage's tool."
+        )
+    out = Path(str(cfg.output_dir)).absolute()
+    settings = conversion_settings(cfg)
+    if check_output(out, settings):
+        print(f"Unchanged (same settings): {out}")
+        return out
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        sizes = {s: write_split(shard_dataset(datamodule, s), partial / s, cfg) for s in SPLITS}
+        meta = {
+            "settings": settings,
+            "spec": json.loads(json.dumps(datamodule.spec)),  # tuples as lists
+            "classes": list(getattr(datamodule, "classes", None) or []),
+            "sizes": sizes,
+            "source": type(datamodule).__name__,
+        }
+        (partial / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # only left behind by a failed conversion
+    print(f"Wrote {out}: " + ", ".join(f"{n} {c}" for n, c in sizes.items()) + " samples")
+    return out
+
+
+@entry_point("to_shards.yaml")
+def main(cfg: DictConfig) -> None:
+    convert(cfg)
+
+
+if __name__ == "__main__":
+    main()
