@@ -72,6 +72,8 @@ class TabularDataModule(RegressionDataModule):
         self.split_column = split_column
         self.drop_na = drop_na
 
+    unit = "rows"  # in messages
+
     def check_settings(self) -> None:
         """Stop on settings that cannot describe a table (checked on first use: Hydra
         would wrap an error raised in ``__init__`` into its own)."""
