@@ -25,7 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from src.data.components.batches import EpochOrder, IndexBatchSampler, keep_batch
+from src.data.components.batches import (
+    EpochOrder,
+    IndexBatchSampler,
+    ResumableLoader,
+    keep_batch,
+)
 from src.utils.errors import UserInputError
 from src.vimh.format import HEADER_BYTES, INFO_FILE, record_dtype
 
@@ -211,7 +216,9 @@ def memmap_loader(dm, split: str, shuffle: bool) -> DataLoader:
             "data.batch_size or give the split more samples."
         )
     workers = int(dm.num_workers or 0)
-    return DataLoader(
+    # resumable mid-epoch without workers only: workers take batches ahead of training
+    loader = ResumableLoader if shuffle and workers == 0 else DataLoader
+    return loader(
         data, batch_sampler=batches, collate_fn=keep_batch, num_workers=workers,
         pin_memory=bool(dm.pin_memory), persistent_workers=bool(dm.persistent_workers) and workers > 0,
     )  # fmt: skip
