@@ -180,8 +180,8 @@ class IndexBatchSampler(BatchSampler):
                 f"The checkpoint stopped part-way through an epoch of {state['batches']} "
                 f"batches of {state['batch_size']} samples, but the training data now make "
                 f"{len(self)} batches of {self.batch_size}. Resume with the data settings "
-                "of the stopped run (data.batch_size, the split, limit_train_batches), "
-                "or resume from a checkpoint written at the end of an epoch."
+                "of the stopped run (data.batch_size, the split and its settings), or "
+                "resume from a checkpoint written at the end of an epoch (epoch_*.ckpt)."
             )
         self.resume = dict(state)
 
