@@ -54,6 +54,20 @@ def _rows_needed(split: Sequence[float], minimum: int) -> int:
     return total
 
 
+def _counts_like(split: Sequence[float], total: int, minimum: int) -> list[int]:
+    """Three counts in the proportions of ``split`` that add up to ``total``, each at
+    least ``minimum`` (``total >= 3 * minimum``); train takes what rounding leaves."""
+    weights = [max(float(s), 0.0) for s in split]
+    scale = sum(weights) or 1.0
+    val, test = (max(minimum, int(total * w / scale)) for w in weights[1:])
+    while total - val - test < minimum:  # train too small: take from the larger of val, test
+        if val >= test:
+            val -= 1
+        else:
+            test -= 1
+    return [total - val - test, val, test]
+
+
 def _misfit(
     split: Sequence[float],
     total: int,
@@ -73,7 +87,7 @@ def _misfit(
     if total < 3 * minimum:
         advice += f"a data set needs at least {3 * minimum} {unit} for three splits."
     else:
-        example = ", ".join(map(str, [total - 2 * minimum, minimum, minimum]))
+        example = ", ".join(map(str, _counts_like(split, total, minimum)))
         advice += f"counts that fit would be data.train_val_test_split=[{example}]."
     advice = advice[0].upper() + advice[1:]
     if fractions:
