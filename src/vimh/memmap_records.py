@@ -29,6 +29,7 @@ from src.data.components.batches import (
     EpochOrder,
     IndexBatchSampler,
     ResumableLoader,
+    follow_fit_loop,
     keep_batch,
 )
 from src.utils.errors import UserInputError
@@ -218,7 +219,7 @@ def memmap_loader(dm, split: str, shuffle: bool) -> DataLoader:
     workers = int(dm.num_workers or 0)
     # resumable mid-epoch without workers only: workers take batches ahead of training
     loader = ResumableLoader if shuffle and workers == 0 else DataLoader
-    return loader(
+    return follow_fit_loop(loader(
         data, batch_sampler=batches, collate_fn=keep_batch, num_workers=workers,
         pin_memory=bool(dm.pin_memory), persistent_workers=bool(dm.persistent_workers) and workers > 0,
-    )  # fmt: skip
+    ), trainer)  # fmt: skip

@@ -34,7 +34,7 @@ resumes with the next epoch from its start, as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -189,16 +189,36 @@ class IndexBatchSampler(BatchSampler):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` whose batch sampler's position goes into Lightning's checkpoints
     (Lightning saves and restores loaders that have ``state_dict``/``load_state_dict``).
-    Same constructor as ``DataLoader``, so Lightning can re-create it (DDP)."""
+    Same constructor as ``DataLoader``, so Lightning can re-create it (DDP).
+
+    ``finished_batches``, when the data module sets it (``follow_fit_loop``), says how
+    many batches of this epoch the fit loop has finished: a run stopped with a batch in
+    flight (Ctrl-C in a training step) saved one batch less than it was served, and
+    Lightning resumes its loop at the finished count, so the loader must too.
+    """
+
+    finished_batches: Callable[[], int] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         if not isinstance(self.batch_sampler, IndexBatchSampler):
             return {}
-        return self.batch_sampler.state_dict()
+        state = self.batch_sampler.state_dict()
+        if self.finished_batches is not None:
+            state["served"] = min(state["served"], int(self.finished_batches()))
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state and isinstance(self.batch_sampler, IndexBatchSampler):
             self.batch_sampler.load_state_dict(state)
+
+
+def follow_fit_loop(loader: DataLoader, trainer: Any) -> DataLoader:
+    """Let a ``ResumableLoader`` count the batches ``trainer``'s fit loop has finished in
+    the current epoch (Lightning's own progress counter, where a resumed loop restarts)."""
+    if isinstance(loader, ResumableLoader) and trainer is not None:
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        loader.finished_batches = lambda: progress.current.completed
+    return loader
 
 
 def tensor_loader(
