@@ -4,6 +4,7 @@ status file never breaks a listing. Full disks are real: a small tmpfs mounted h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +84,33 @@ def test_json_files_are_strict(tmp_path: Path) -> None:
     path = write_json(tmp_path / "s.json", {"loss": float("nan"), "acc": [1.0, float("inf")]})
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
     assert json.loads(path.read_text()) == {"loss": None, "acc": [1.0, None]}
+
+
+def test_config_tree_and_tags_are_written_whole_or_not_at_all(small_disk: Path) -> None:
+    """extras' config_tree.log and tags.log: on a disk too full for the new text, the
+    previous file stays whole, no temporary is left, and the error is one message."""
+    from src.utils.rich_utils import enforce_tags, print_config_tree
+
+    cfg = compose_config("train.yaml", ["tags=[first,second]"], small_disk)
+    print_config_tree(cfg, resolve=False, save_to_file=True, to_console=False)
+    enforce_tags(cfg, save_to_file=True)
+    tree, tags = small_disk / "config_tree.log", small_disk / "tags.log"
+    assert "CONFIG" in tree.read_text() and "max_epochs" in tree.read_text()
+    assert tags.read_text() == "['first', 'second']\n"
+    before = {path: path.read_bytes() for path in (tree, tags)}
+    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk to its last byte
+        while True:
+            os.write(filler, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(filler)
+    cfg.tags = [f"tag{i}" for i in range(2000)]
+    with pytest.raises(DiskFullError, match="tags.log"):
+        enforce_tags(cfg, save_to_file=True)
+    cfg.trainer.max_epochs = 7
+    with pytest.raises(DiskFullError, match="config_tree.log"):
+        print_config_tree(cfg, resolve=False, save_to_file=True, to_console=False)
+    assert {path: path.read_bytes() for path in (tree, tags)} == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["config_tree.log", "filler", "tags.log"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from src.train import train
 from src.utils.errors import UserInputError
 from src.vimh.format import read_records
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_cli
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,32 @@ def test_random_bytes_vimh_file(tmp_path: Path) -> None:
     path.write_bytes(os.urandom(50_000))
     with pytest.raises(UserInputError, match="not a VIMH record file, or it is corrupt"):
         read_records(path, 2)
+
+
+def test_table_of_five_rows_is_one_message_before_training(tmp_path: Path) -> None:
+    # torchmetrics' R² raised "Needs at least two samples" from the first validation
+    table = tmp_path / "five.csv"
+    table.write_text("a,b,y\n" + "".join(f"{i},{i * i},{2 * i + 1}\n" for i in range(5)))
+    before = table.read_bytes()
+    run_dir = tmp_path / "run"
+    done = run_cli(
+        "train.py",
+        "experiment=diabetes_mlp",
+        "data=tabular",
+        f"data.path={table}",
+        "data.target_columns=[y]",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run_dir}",
+        "extras.print_config=false",
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    for phrase in ("its 5 rows make splits of [3, 1, 1]", "at least 2", "at least 6 rows"):
+        assert phrase in done.stderr, (phrase, done.stderr[-3000:])
+    assert table.read_bytes() == before
+    # nothing of a run beyond Hydra's files, the log and the status saying why: no splits,
+    # no checkpoint
+    left = {p.name for p in run_dir.rglob("*") if p.is_file()} - {"tags.log", "train.log"}
+    assert left == {"config.yaml", "hydra.yaml", "overrides.yaml", "run_status.json"}, left
+    status = json.loads((run_dir / "run_status.json").read_text())
+    assert status["status"] == "failed" and "5 rows" in status["error"], status

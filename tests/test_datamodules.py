@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -165,3 +166,55 @@ def test_model_config_takes_its_numbers_from_the_data(tmp_path: Path) -> None:
     message = str(user_error_in(error.value))
     assert "'num_classes'" in message and "DiabetesDataModule" in message
     assert "do not go together" in message
+
+
+def test_mnist_damaged_idx_files_are_named(tmp_path: Path, mnist_dir: Path) -> None:
+    """torchvision stops on a damaged IDX header with a bare AssertionError: the file is
+    named instead, with what is wrong and what to do, and nothing is written."""
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(mnist_dir / "MNIST" / "raw", raw)
+    images = raw / "train-images-idx3-ubyte"
+    good = images.read_bytes()
+
+    def stops(*phrases: str) -> None:
+        before = {p.name: p.read_bytes() for p in raw.iterdir()}
+        with pytest.raises(UserInputError) as error:
+            MNISTDataModule(data_dir=str(tmp_path), download=False).setup()
+        for phrase in phrases:
+            assert phrase in str(error.value), (phrase, str(error.value))
+        assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+    images.write_bytes(os.urandom(3000))
+    stops(str(images), "not an IDX file", "header is not that of a 3-dimensional", "download")
+    images.write_bytes(good[: len(good) // 2])
+    stops("header promises [1200, 28, 28]", "the file has")
+    labels = raw / "train-labels-idx1-ubyte"
+    images.write_bytes(good)
+    labels.write_bytes(b"\0\0\x08\x01" + (5).to_bytes(4, "big") + bytes(5))
+    stops("1200 images but train-labels-idx1-ubyte 5 labels")
+
+
+def test_loader_resumes_where_the_epoch_stopped_or_says_why_not() -> None:
+    """The training loader's state (Lightning keeps it in checkpoints): the epoch goes
+    on with the batches it had left; other batch settings mid-epoch are one message."""
+    x, y = torch.arange(20.0).unsqueeze(1), torch.arange(20)
+    loader = tensor_loader((x, y), batch_size=4, shuffle=True, seed=3)
+    loader.batch_sampler.sampler.set_epoch(2)
+    batches = iter(loader)
+    seen = [next(batches)[1] for _ in range(2)]
+    state = loader.state_dict()
+    assert (state["epoch"], state["served"], state["batches"]) == (2, 2, 5)
+    rest = [b[1] for b in batches]
+    resumed = tensor_loader((x, y), batch_size=4, shuffle=True, seed=3)
+    resumed.load_state_dict(state)
+    resumed.batch_sampler.sampler.set_epoch(2)
+    assert [b[1].tolist() for b in resumed] == [b.tolist() for b in rest]
+    assert len(list(resumed)) == 5  # the next epoch is whole again
+    assert sorted(torch.cat(seen + rest).tolist()) == list(range(20))
+    other = tensor_loader((x, y), batch_size=5, shuffle=True, seed=3)
+    with pytest.raises(UserInputError, match="part-way through an epoch of 5 batches of 4"):
+        other.load_state_dict(state)
+    later = tensor_loader((x, y), batch_size=4, shuffle=True, seed=3)
+    later.load_state_dict(state)
+    later.batch_sampler.sampler.set_epoch(3)  # a checkpoint of an earlier epoch: no skip
+    assert len(list(later)) == 5

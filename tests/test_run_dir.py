@@ -4,10 +4,16 @@ unless the run resumes that directory's own checkpoint (then its configs are kep
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from src.utils.run_dir import check_run_dir
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def _fingerprint(directory: Path) -> dict[str, str]:
@@ -52,3 +58,90 @@ def test_resuming_the_own_checkpoint_keeps_the_config_history(tmp_path: Path) ->
     other = tmp_path / "other" / "checkpoints" / "last.ckpt"
     assert "is not empty" in check_run_dir(run_dir, str(other))
     assert check_run_dir(tmp_path / "new", None) is None
+
+
+RANK_KEYS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "TORCHELASTIC_RUN_ID", "SLURM_STEP_NUM_TASKS")
+
+
+def _start(run_dir: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from src.utils.run_dir import ProtectRunDir
+
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(run_dir)}}, "ckpt_path": None})
+    ProtectRunDir().on_run_start(config)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    from src.utils.ddp import JOIN_ENV
+
+    for key in (*RANK_KEYS, JOIN_ENV):
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"RANK": "1"},
+        {"LOCAL_RANK": "1"},
+        {"SLURM_PROCID": "3"},
+        {"LOCAL_RANK": "1", "LIGHTNING_HYDRA_LAB_RUN_DIR": "/elsewhere"},  # another run's
+        {"RANK": "1", "TORCHELASTIC_RUN_ID": "x"},  # torchrun-like, but the run is old
+        {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4"},
+    ],
+)
+def test_a_rank_variable_alone_does_not_open_an_old_run(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    run_dir = tmp_path / "resA"
+    _old_run(run_dir)
+    an_hour_ago = time.time() - 3600
+    for path in run_dir.rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    before = _fingerprint(run_dir)
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    with pytest.raises(SystemExit) as stopped:
+        _start(run_dir)
+    assert stopped.value.code == 1
+    assert _fingerprint(run_dir) == before
+
+
+def test_extra_ranks_join_the_directory_rank_zero_made(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    from src.utils.ddp import JOIN_ENV
+
+    run_dir = tmp_path / "fresh"
+    _start(run_dir)  # rank 0: the directory is free; it tells the ranks it starts
+    assert os.environ[JOIN_ENV] == str(run_dir.resolve())
+    _old_run(run_dir)  # what rank 0 has written since
+    clean_env.setenv("LOCAL_RANK", "1")  # a rank started by Lightning's launcher
+    _start(run_dir)
+    clean_env.delenv(JOIN_ENV)
+    with pytest.raises(SystemExit):  # the same rank variable without rank 0's word
+        _start(run_dir)
+    clean_env.setenv("TORCHELASTIC_RUN_ID", "job")  # torchrun: started with rank 0
+    _start(run_dir)  # its files are seconds old: this launch's
+
+
+def test_ordinary_run_with_rank_variable_set_is_refused_at_the_command_line(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "resA"
+    _old_run(run_dir)
+    before = _fingerprint(run_dir)
+    env = {k: v for k, v in os.environ.items() if k not in RANK_KEYS}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "RANK": "1", "LOCAL_RANK": "1"},
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "is not empty" in done.stderr
+    assert _fingerprint(run_dir) == before

@@ -201,8 +201,60 @@ def test_nan_and_infinite_values_are_counted_or_dropped(tmp_path: Path) -> None:
     assert sum(len(x) for x, _ in dm.splits.values()) == 197
 
 
+def test_values_beyond_float32_are_named_at_load_time(tmp_path: Path) -> None:
+    # 1e300 is finite as float64 but infinite as float32: the run would train on NaN
+    table = make_table()
+    table.loc[7, "b"] = 1e300
+    table.loc[[11, 12], "z"] = -1e39
+    expect_error(
+        tmp_path,
+        table,
+        "Column 'b'",
+        "beyond the float32 range",
+        "3.403e+38",
+        "rows 8;",
+        "1e+300",
+        "so do columns z",
+        "Rescale",
+    )
+    # with data.drop_na too: such a value is not a NaN row to drop silently
+    with pytest.raises(UserInputError, match="beyond the float32 range"):
+        setup_module_for(tmp_path / "bad.csv", drop_na=True)
+    table.loc[[7, 11, 12], ["b", "z"]] = 3.0e38  # the largest float32s are fine
+    dm = setup_module_for(write(table, tmp_path / "edge.csv"))
+    assert sum(len(x) for x, _ in dm.splits.values()) == 200
+
+
 def test_too_few_rows_for_the_splits(tmp_path: Path) -> None:
-    expect_error(tmp_path, make_table(rows=3), "3 samples make splits of [3, 0, 0]")
+    # regression needs two rows per split (R², the targets' standard deviation)
+    expect_error(
+        tmp_path,
+        make_table(rows=5),
+        "its 5 rows make splits of [3, 1, 1]",
+        "at least 2 (R²",
+        "These fractions need at least 10 rows",
+        "at least 6 rows",
+    )
+    expect_error(tmp_path, make_table(rows=8), "[6, 1, 1]", "train_val_test_split=[4, 2, 2]")
+    expect_error(
+        tmp_path,
+        make_table(rows=8),
+        "must add up to 8 and each be at least 2",
+        train_val_test_split=[6, 1, 1],
+    )
+    assert len(setup_module_for(write(make_table(10), tmp_path / "ten.csv")).splits["val"][0]) == 2
+    table = make_table(rows=20)
+    table["part"] = ["train"] * 17 + ["val", "val", "test"]
+    expect_error(tmp_path, table, "{'train': 17, 'val': 2, 'test': 1} rows", split_column="part")
+    expect_error(  # 12 train + val rows in 7 folds: a fold of 1 row
+        tmp_path,
+        make_table(rows=16),
+        "(fold 6 of data.num_folds=7)",
+        "fewer folds",
+        train_val_test_split=[10, 2, 4],
+        num_folds=7,
+        fold=6,
+    )
     table = make_table()
     table["part"] = "train"
     expect_error(tmp_path, table, "Column 'part'", "'val': 0", split_column="part")

@@ -39,7 +39,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from src.data.components.batch_count import check_batch_count
-from src.data.components.batches import TensorSamples, tensor_loader
+from src.data.components.batches import TensorSamples, follow_fit_loop, tensor_loader
 from src.data.components.folds import fold_split
 from src.data.components.splits import SPLITS, Split, random_split, split_sizes
 from src.utils.errors import UserInputError
@@ -307,7 +307,7 @@ class InMemoryDataModule(LightningDataModule):
         )
         size, drop_last = len(self.splits[split][0]), self.drop_last and shuffle
         check_batch_count(trainer, split, size, self.batch_size, drop_last, self.source)
-        return loader
+        return follow_fit_loop(loader, trainer)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

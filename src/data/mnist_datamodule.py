@@ -89,10 +89,29 @@ class MNISTDataModule(InMemoryDataModule):
             f"or run once with internet access to download them."
         )
 
+    def _check_files(self) -> None:
+        """Each IDX file's header and size, and images and labels of equal count."""
+        from src.data.components.idx import check_idx
+
+        advice = (
+            "Put the original MNIST file there (plain or .gz), or delete it and let "
+            "data.download=true fetch it again."
+        )
+        for prefix in ("train", "t10k"):
+            images = check_idx(self.raw_dir / f"{prefix}-images-idx3-ubyte", 3, advice)
+            labels = check_idx(self.raw_dir / f"{prefix}-labels-idx1-ubyte", 1, advice)
+            if images[0] != labels[0]:
+                raise UserInputError(
+                    f"{self.raw_dir}/{prefix}-images-idx3-ubyte holds {images[0]} images but "
+                    f"{prefix}-labels-idx1-ubyte {labels[0]} labels: the pair does not belong "
+                    f"together. {advice}"
+                )
+
     def load_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
         self.prepare_data()  # a no-op when the files are there; names them when not
         from torchvision.datasets import MNIST
 
+        self._check_files()
         parts = [MNIST(self.data_dir, train=train, download=False) for train in (True, False)]
         x = torch.cat([p.data for p in parts]).unsqueeze(1)  # bytes: from_raw after the split
         y = torch.cat([p.targets for p in parts]).long()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from src.data.components.splits import SPLITS, Split, split_sizes
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.utils.errors import UserInputError
 
@@ -36,6 +37,10 @@ STATE_KEYS = (
     "target_mean",
     "target_std",
 )
+
+# every split's R² (torchmetrics) and the training targets' standard deviation need two values
+MIN_SPLIT_SIZE = 2
+WHY_TWO = " (R² and a standard deviation need two values)"
 
 
 class RegressionDataModule(InMemoryDataModule):
@@ -57,6 +62,31 @@ class RegressionDataModule(InMemoryDataModule):
     @property
     def target_names(self) -> list[str]:
         raise NotImplementedError
+
+    # what a sample is called in messages (a table's subclass: rows)
+    unit = "samples"
+
+    # -- splits: two samples each at least -----------------------------------------
+
+    def split_sizes(self, total: int) -> list[int]:
+        return split_sizes(
+            self.train_val_test_split, total, self.source, MIN_SPLIT_SIZE, WHY_TWO, self.unit
+        )
+
+    def finish_split(self, split: Split) -> Split:
+        """Stop, before anything trains, on a split too small for the metrics (splits
+        given by a column, one file per split, or a fold of a small pool)."""
+        sizes = {name: len(split.parts[name][0]) for name in SPLITS}
+        if min(sizes.values()) < MIN_SPLIT_SIZE:
+            folds = (
+                f" (fold {self.fold} of data.num_folds={self.num_folds})" if self.num_folds else ""
+            )
+            raise UserInputError(
+                f"{self.source} gives the splits {sizes} {self.unit}{folds}: every split needs "
+                f"at least {MIN_SPLIT_SIZE}{WHY_TWO}. Add {self.unit} to the small splits"
+                + (", or use fewer folds." if folds else ".")
+            )
+        return super().finish_split(split)
 
     # -- standardisation ----------------------------------------------------------
 

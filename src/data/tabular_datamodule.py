@@ -114,6 +114,8 @@ class TabularDataModule(RegressionDataModule):
     def data_test(self) -> Any:
         return super().data_test if self.in_memory else self.datasets.get("test")
 
+    unit = "rows"  # in messages
+
     def check_settings(self) -> None:
         """Stop on settings that cannot describe a table (checked on first use: Hydra
         would wrap an error raised in ``__init__`` into its own)."""

@@ -25,11 +25,10 @@ loads with ``torch.load(path, weights_only=True)``.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 from lightning import LightningModule
 from lightning_utilities.core.apply_func import apply_to_collection
@@ -38,44 +37,23 @@ from torchmetrics import MaxMetric, Metric, MetricCollection, MinMetric
 
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
+from src.utils.rng import rng_states, set_rng_states
 
 log = RankedLogger(__name__)
 
 
-def _rng_states() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    np_state = states["numpy"]
-    np.random.set_state(
-        (
-            np_state["kind"],
-            np_state["keys"].numpy().astype(np.uint32),
-            np_state["pos"],
-            np_state["has_gauss"],
-            np_state["cached_gaussian"],
-        )
-    )
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+@contextmanager
+def _persistent(metrics: MetricCollection) -> Iterator[None]:
+    """Metric states in the collection's ``state_dict`` for a while (every metric, also
+    those inside wrappers, whose own ``persistent`` does not reach them)."""
+    inner = [m for m in metrics.modules() if isinstance(m, Metric)]
+    for metric in inner:
+        metric.persistent(True)
+    try:
+        yield
+    finally:
+        for metric in inner:
+            metric.persistent(False)
 
 
 class _LossTotals(dict):
@@ -272,9 +250,31 @@ class BaseLitModule(LightningModule):
             },
         }
 
+    def on_train_epoch_start(self) -> None:
+        # a new epoch starts from nothing (not a run resumed mid-epoch: Lightning does not
+        # call this hook then, and the restored partial sums below carry on)
+        self.train_metrics.reset()
+        self._loss_totals.pop("train", None)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = _rng_states()
+        checkpoint["rng_states"] = rng_states()
+        # the training epoch's partial metric states and loss sum: a run stopped mid-epoch
+        # and resumed reports that epoch's metrics over all its batches
+        with _persistent(self.train_metrics):
+            metric_states = self.train_metrics.state_dict()
+        loss = self._loss_totals.get("train")
+        checkpoint["train_epoch_sums"] = {
+            "metrics": dict(metric_states),
+            "loss": None if loss is None else loss.detach().cpu(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng_states" in checkpoint:
-            _set_rng_states(checkpoint["rng_states"])
+            set_rng_states(checkpoint["rng_states"])
+        sums = checkpoint.get("train_epoch_sums")
+        if sums:
+            with _persistent(self.train_metrics):
+                self.train_metrics.load_state_dict(sums["metrics"], strict=False)
+            self.train_metrics.to(self.device)
+            if sums["loss"] is not None:
+                self._loss_totals["train"] = sums["loss"].to(self.device)

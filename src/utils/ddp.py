@@ -42,6 +42,9 @@ from src.utils.errors import UserInputError, in_multirun
 
 # what Lightning's subprocess launcher sets in os.environ for its ranks
 LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+# rank 0 puts its checked run directory here; the ranks it starts inherit it and may join
+# that directory (src/utils/run_dir.py)
+JOIN_ENV = "LIGHTNING_HYDRA_LAB_RUN_DIR"
 
 
 def single_run_argv(script: str, hydra_cfg: Any) -> list[str]:
@@ -84,7 +87,7 @@ def multirun_job_as_single_run(script: str) -> Iterator[None]:
 
     hydra_cfg = HydraConfig.get()
     saved_argv, saved_spec = sys.argv, __main__.__spec__
-    saved_env = {key: os.environ.get(key) for key in LAUNCHER_ENV}
+    saved_env = {key: os.environ.get(key) for key in (*LAUNCHER_ENV, JOIN_ENV)}
     group_before = dist.is_available() and dist.is_initialized()
 
     sys.argv = single_run_argv(script, hydra_cfg)
@@ -94,6 +97,7 @@ def multirun_job_as_single_run(script: str) -> Iterator[None]:
     # Hydra sets a fresh HydraConfig for every job, so this edit ends with the job
     with read_write(hydra_cfg.run):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    os.environ[JOIN_ENV] = str(Path(hydra_cfg.runtime.output_dir).resolve())  # ranks join it
     try:
         with ranks_ended():
             yield

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import rich
 import rich.syntax
@@ -13,12 +15,21 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.prompt import Prompt
 
+from src.utils.atomic import write_text
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
 
 FIRST_FIELDS = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
+
+
+def save_rich(path: Path, renderable: Any) -> None:
+    """Write what ``rich.print(renderable, file=...)`` writes, atomically (``src.utils.atomic``):
+    an interrupted or full-disk write leaves the previous file, never half of one."""
+    buffer = io.StringIO()
+    rich.print(renderable, file=buffer)
+    write_text(path, buffer.getvalue())
 
 
 @rank_zero_only
@@ -45,8 +56,7 @@ def print_config_tree(
     if to_console:
         rich.print(tree)
     if save_to_file:
-        with open(Path(cfg.paths.output_dir, "config_tree.log"), "w") as file:
-            rich.print(tree, file=file)
+        save_rich(Path(cfg.paths.output_dir, "config_tree.log"), tree)
 
 
 @rank_zero_only
@@ -61,5 +71,4 @@ def enforce_tags(cfg: DictConfig, save_to_file: bool = False) -> None:
             cfg.tags = [t.strip() for t in tags.split(",") if t.strip()]
         log.info(f"Tags: {cfg.tags}")
     if save_to_file:
-        with open(Path(cfg.paths.output_dir, "tags.log"), "w") as file:
-            rich.print(cfg.tags, file=file)
+        save_rich(Path(cfg.paths.output_dir, "tags.log"), cfg.tags)

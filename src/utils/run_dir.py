@@ -8,13 +8,29 @@ resumes that directory's own checkpoint (``ckpt_path=<dir>/checkpoints/...``):
 then the run continues in place, and the previous ``.hydra/`` files are kept
 in ``.hydra/history/<n>/`` so every configuration the run had stays on disk.
 
+DDP's extra ranks (1..N-1) join the directory their rank 0 has just made, so
+they skip the check, but only on evidence that they are such ranks, never on a
+rank variable alone (``RANK=1`` left in a shell, a cluster that sets it for
+every job would otherwise let an ordinary run into an old run's directory):
+
+- ranks started by Lightning's launcher inherit rank 0's environment, where
+  rank 0 put the resolved run directory it checked (``JOIN_ENV``, set here for
+  a single run and by ``src.utils.ddp.multirun_job_as_single_run`` for a
+  multirun job): the rank joins that directory only;
+- ranks started by torchrun (``TORCHELASTIC_RUN_ID``) or by one ``srun`` step of
+  several tasks (``SLURM_STEP_NUM_TASKS``) start together with rank 0: they
+  join a directory only while everything in it is fresh (written in the last
+  ``FRESH_SECONDS``), i.e. by this launch, not an older run.
+
 Light: no Lightning import (this runs in every process Hydra starts).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +38,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 HISTORY = Path(".hydra") / "history"
+# an extra rank of torchrun or srun joins a directory whose files are all this recent
+FRESH_SECONDS = 120
 
 
 def _own_checkpoint(run_dir: Path, ckpt_path: Any) -> bool:
@@ -64,15 +82,38 @@ def check_run_dir(run_dir: Path, ckpt_path: Any) -> str | None:
     )
 
 
+def _fresh(run_dir: Path) -> bool:
+    """Whether every file in ``run_dir`` was written in the last ``FRESH_SECONDS``."""
+    oldest = time.time() - FRESH_SECONDS
+    return all(p.stat().st_mtime >= oldest for p in run_dir.rglob("*") if p.is_file())
+
+
+def joins_rank_zero(run_dir: Path) -> bool:
+    """Whether this process is an extra DDP rank that may enter ``run_dir`` unchecked
+    (see the module docstring)."""
+    from src.utils.ddp import JOIN_ENV, is_extra_rank
+
+    if not is_extra_rank():
+        return False
+    if os.environ.get(JOIN_ENV) == str(run_dir.resolve()):  # Lightning's launcher
+        return True
+    launched = "TORCHELASTIC_RUN_ID" in os.environ
+    tasks = os.environ.get("SLURM_STEP_NUM_TASKS", "1")
+    launched |= tasks.isdigit() and int(tasks) > 1
+    return launched and (not run_dir.is_dir() or _fresh(run_dir))
+
+
 class ProtectRunDir(Callback):
     """Hydra callback (``hydra.callbacks.protect_run_dir``): see the module docstring."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from src.utils.ddp import is_extra_rank
+        from src.utils.ddp import JOIN_ENV
 
-        if is_extra_rank():  # DDP rank 1..: joins the directory its rank 0 has just made
+        run_dir = Path(str(config.hydra.run.dir))
+        if joins_rank_zero(run_dir):  # DDP rank 1..: the directory its rank 0 has just made
             return
-        problem = check_run_dir(Path(str(config.hydra.run.dir)), config.get("ckpt_path"))
+        problem = check_run_dir(run_dir, config.get("ckpt_path"))
         if problem:
             print(f"Error: {problem}", file=sys.stderr, flush=True)
             raise SystemExit(1)
+        os.environ[JOIN_ENV] = str(run_dir.resolve())  # for the ranks Lightning starts

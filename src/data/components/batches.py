@@ -18,11 +18,23 @@ The shuffle order of an epoch depends only on ``seed`` and the epoch number,
 which Lightning passes to ``sampler.set_epoch`` at the start of every epoch.
 A run resumed from a checkpoint therefore sees exactly the batches the
 uninterrupted run would have seen.
+
+Mid-epoch too: the training loader is a ``ResumableLoader``, whose
+``state_dict`` (the epoch, the batches served so far in it, and the global
+random generators' state at that moment) Lightning's fit loop stores in every
+checkpoint, because the loader implements ``state_dict``/``load_state_dict``
+(its ``_Stateful`` check in ``CombinedLoader._state_dicts``). On resume the
+fit loop hands the state back before it starts the loader's iterator; the
+first batch then drawn is the first one the stopped run had not trained on,
+and the random generators are set to where they were (after the iterator's
+own seed draw, which the stopped run made at the start of the epoch), so
+dropout draws the same masks. A checkpoint written at the end of an epoch
+resumes with the next epoch from its start, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -34,6 +46,9 @@ from torch.utils.data import (
     Sampler,
     SequentialSampler,
 )
+
+from src.utils.errors import UserInputError
+from src.utils.rng import rng_states, set_rng_states
 
 
 class TensorSamples(Dataset):
@@ -107,21 +122,103 @@ class IndexBatchSampler(BatchSampler):
     ``DistributedSampler``, a user's) its indices are gathered once per epoch
     and cut the same way. Lightning re-creates it with ``(sampler, batch_size,
     drop_last)`` when it swaps the sampler.
+
+    It counts the batches served in the current epoch; ``state_dict`` and
+    ``load_state_dict`` (called through ``ResumableLoader``) let an epoch stopped
+    part-way continue with the batches it had left (see the module docstring).
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool) -> None:
         super().__init__(sampler, batch_size, drop_last)
+        self.served = 0  # batches yielded in the current epoch
+        self.resume: dict[str, Any] | None = None  # where the next epoch starts, once
 
-    def __iter__(self) -> Iterator[torch.Tensor | slice]:
+    def _epoch(self) -> int:
+        return int(getattr(self.sampler, "epoch", 0))
+
+    def _batches(self) -> Sequence[torch.Tensor | slice]:
         if isinstance(self.sampler, SequentialSampler):  # in order: slices (views)
-            for start in range(0, len(self) * self.batch_size, self.batch_size):
-                yield slice(start, min(start + self.batch_size, len(self.sampler)))
-            return
+            size = len(self.sampler)
+            starts = range(0, len(self) * self.batch_size, self.batch_size)
+            return [slice(start, min(start + self.batch_size, size)) for start in starts]
         if isinstance(self.sampler, EpochOrder):
             order = self.sampler.indices()
         else:
             order = torch.as_tensor(list(self.sampler), dtype=torch.long)
-        yield from order[: len(self) * self.batch_size].split(self.batch_size)
+        return order[: len(self) * self.batch_size].split(self.batch_size)
+
+    def _start(self) -> int:
+        """Batches to skip: those the stopped run trained on, when this is its epoch."""
+        resume, self.resume = self.resume, None
+        if resume is None or resume["epoch"] != self._epoch():
+            return 0
+        set_rng_states(resume["rng_states"])  # as they were after that batch
+        return resume["served"]
+
+    def __iter__(self) -> Iterator[torch.Tensor | slice]:
+        start = self._start()
+        batches = self._batches()
+        self.served = start
+        for batch in batches[start:]:
+            self.served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self._epoch(),
+            "served": self.served,
+            "batches": len(self),
+            "batch_size": self.batch_size,
+            "rng_states": rng_states(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        now = {"batches": len(self), "batch_size": self.batch_size}
+        saved = {key: state[key] for key in now}
+        if saved != now and 0 < state["served"] < state["batches"]:
+            raise UserInputError(
+                f"The checkpoint stopped part-way through an epoch of {state['batches']} "
+                f"batches of {state['batch_size']} samples, but the training data now make "
+                f"{len(self)} batches of {self.batch_size}. Resume with the data settings "
+                "of the stopped run (data.batch_size, the split and its settings), or "
+                "resume from a checkpoint written at the end of an epoch (epoch_*.ckpt)."
+            )
+        self.resume = dict(state)
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` whose batch sampler's position goes into Lightning's checkpoints
+    (Lightning saves and restores loaders that have ``state_dict``/``load_state_dict``).
+    Same constructor as ``DataLoader``, so Lightning can re-create it (DDP).
+
+    ``finished_batches``, when the data module sets it (``follow_fit_loop``), says how
+    many batches of this epoch the fit loop has finished: a run stopped with a batch in
+    flight (Ctrl-C in a training step) saved one batch less than it was served, and
+    Lightning resumes its loop at the finished count, so the loader must too.
+    """
+
+    finished_batches: Callable[[], int] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        if not isinstance(self.batch_sampler, IndexBatchSampler):
+            return {}
+        state = self.batch_sampler.state_dict()
+        if self.finished_batches is not None:
+            state["served"] = min(state["served"], int(self.finished_batches()))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state and isinstance(self.batch_sampler, IndexBatchSampler):
+            self.batch_sampler.load_state_dict(state)
+
+
+def follow_fit_loop(loader: DataLoader, trainer: Any) -> DataLoader:
+    """Let a ``ResumableLoader`` count the batches ``trainer``'s fit loop has finished in
+    the current epoch (Lightning's own progress counter, where a resumed loop restarts)."""
+    if isinstance(loader, ResumableLoader) and trainer is not None:
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        loader.finished_batches = lambda: progress.current.completed
+    return loader
 
 
 def tensor_loader(
@@ -147,7 +244,8 @@ def tensor_loader(
     samples = TensorSamples(*tensors)
     size = len(samples)
     sampler: Any = EpochOrder(size, seed) if shuffle else SequentialSampler(range(size))
-    return DataLoader(
+    loader = ResumableLoader if shuffle else DataLoader  # the training loader resumes mid-epoch
+    return loader(
         samples,
         batch_sampler=IndexBatchSampler(sampler, batch_size, drop_last),
         collate_fn=keep_batch,

@@ -1,8 +1,10 @@
-"""Write arrays as IDX files, the format MNIST is distributed in.
+"""Write arrays as IDX files, the format MNIST is distributed in, and check their headers.
 
 An IDX file is a big-endian header (two zero bytes, a type code, the number
 of dimensions, then each dimension as uint32) followed by the raw values.
-torchvision's MNIST reads these; tests and benchmarks write small ones.
+torchvision's MNIST reads these (and stops on a damaged header with a bare
+``AssertionError``, so ``check_idx`` reads the header first); tests and
+benchmarks write small ones.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
+
+from src.utils.errors import UserInputError
 
 _TYPE_CODES = {np.dtype(np.uint8): 0x08}
 
@@ -23,6 +27,29 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     header += struct.pack(f">{array.ndim}I", *array.shape)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(header + array.tobytes())
+
+
+def check_idx(path: str | Path, ndim: int, advice: str) -> list[int]:
+    """The dimensions of the uint8 IDX file ``path`` of ``ndim`` dimensions; one message
+    (ending in ``advice``) when its header or size says it is not one."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        head = file.read(4 + 4 * ndim)
+    problem = None
+    if len(head) < 4 + 4 * ndim or head[:2] != b"\0\0" or head[2] != 0x08 or head[3] != ndim:
+        problem = f"its header is not that of a {ndim}-dimensional uint8 IDX file"
+        dims: list[int] = []
+    else:
+        dims = list(struct.unpack(f">{ndim}I", head[4:]))
+        expected = len(head) + int(np.prod(dims, dtype=np.int64))
+        if size != expected:
+            problem = (
+                f"its header promises {dims} values ({expected:,} bytes), the file has {size:,}"
+            )
+    if problem:
+        raise UserInputError(f"{path} is corrupt or not an IDX file: {problem}. {advice}")
+    return dims
 
 
 def write_mnist_like(

@@ -16,7 +16,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, SequentialSampler, get_worker_info
 
-from src.data.components.batches import EpochOrder, IndexBatchSampler, keep_batch
+from src.data.components.batches import (
+    EpochOrder,
+    IndexBatchSampler,
+    ResumableLoader,
+    follow_fit_loop,
+    keep_batch,
+)
 from src.utils.errors import UserInputError
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
@@ -66,7 +72,9 @@ def memmap_loader(dm: Any, split: str, shuffle: bool) -> DataLoader:
             "data.batch_size or give the split more samples."
         )
     workers = int(dm.num_workers or 0)
-    return DataLoader(
+    # resumable mid-epoch without workers only: workers take batches ahead of training
+    loader = ResumableLoader if shuffle and workers == 0 else DataLoader
+    return follow_fit_loop(loader(
         data, batch_sampler=batches, collate_fn=keep_batch, num_workers=workers,
         pin_memory=bool(dm.pin_memory), persistent_workers=bool(dm.persistent_workers) and workers > 0,
-    )  # fmt: skip
+    ), trainer)  # fmt: skip

@@ -112,6 +112,28 @@ def _row_list(rows: np.ndarray) -> str:
 # what to do, in the messages of numeric_columns (training data by default)
 NOT_NUMBERS_ADVICE = "Convert them to numbers, or leave the column out of data.feature_columns."
 NOT_FINITE_ADVICE = "Fix the file, or set data.drop_na=true to leave those rows out."
+# the largest magnitude a float32 holds: models compute in float32, larger values become inf
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(table: pd.DataFrame, source: str) -> None:
+    """Stop on finite values too large for float32 (they would become inf, then NaN)."""
+    values = table.to_numpy()
+    with np.errstate(invalid="ignore"):
+        huge = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    if not huge.any():
+        return
+    column = int(np.flatnonzero(huge.any(axis=0))[0])
+    rows = np.flatnonzero(huge[:, column])
+    others = sorted({str(table.columns[i]) for i in np.flatnonzero(huge.any(axis=0))[1:]})
+    raise UserInputError(
+        f"Column '{table.columns[column]}' of {source} holds values beyond the float32 range "
+        f"(largest magnitude {FLOAT32_MAX:.4g}) in {len(rows)} rows (rows {_row_list(rows)}; "
+        f"the first is {values[rows[0], column]:.4g})"
+        + (f"; so do columns {', '.join(others)}" if others else "")
+        + ". The model computes in float32, where they would be infinite. Rescale the column "
+        "(other units, or a logarithm), or fix the rows."
+    )
 
 
 def numeric_columns(
@@ -122,7 +144,7 @@ def numeric_columns(
     advice: tuple[str, str] = (NOT_NUMBERS_ADVICE, NOT_FINITE_ADVICE),
     first_row: int = 0,
 ) -> pd.DataFrame:
-    """``columns`` of ``frame`` as float64, every value finite.
+    """``columns`` of ``frame`` as float64, every value finite and within float32's range.
 
     Rows with NaN or infinite values stop the run (naming column and rows),
     or, with ``drop_na``, are left out; the index of the result says which
@@ -145,6 +167,7 @@ def numeric_columns(
             )
         numbers[column] = converted.astype("float64")
     table = pd.DataFrame(numbers, index=frame.index)
+    _check_float32_range(table, source)
     bad = ~np.isfinite(table.to_numpy())
     if not bad.any():
         return table
