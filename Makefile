@@ -24,7 +24,7 @@ $(UV_PRIVATE):
 		"(Debian/Ubuntu: apt-get install python3-venv) or put uv on PATH"; exit 1; }
 	.venv-uv/bin/python -m pip install --quiet uv
 
-.PHONY: notebook chromium pre-commit optuna-dashboard postgres bench-pruning
+.PHONY: screenshots notebook chromium pre-commit optuna-dashboard postgres bench-pruning
 .PHONY: help install train test test-all test-slow bench bench-epoch format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export split shards example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
@@ -73,7 +73,11 @@ bench-pruning: .venv/.synced ## Epochs a median-pruned 16-trial TPE search spend
 	$(UVRUN) python benchmarks/pruning.py
 
 mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.0.0.1:5000)
+	@echo "MLflow 3 opens on its GenAI view: click 'Model training' (top left) once for the runs table"
 	$(UVRUN) mlflow ui --backend-store-uri sqlite:///logs/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+screenshots: .venv/.synced chromium ## Photograph MLflow's runs table and TensorBoard's HPARAMS tab of tiny multiruns (logs/screenshots/)
+	UI_SCREENSHOTS=logs/screenshots OMP_NUM_THREADS=1 $(UVRUN) pytest -p no:xdist -q -m slow tests/test_ui_screenshots.py
 
 bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, target, met (~15 min)
 	$(UVRUN) python benchmarks/suite.py

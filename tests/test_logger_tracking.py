@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 from src.train import train
-from src.utils.loggers import default_run_name, report_optimized_metric, run_tags
+from src.utils.loggers import (
+    default_run_name,
+    report_optimized_metric,
+    run_tags,
+    shared_override_keys,
+)
 from tests.conftest import compose_config, run_cli
 
 
@@ -25,10 +30,18 @@ def mlflow_runs(log_dir: Path) -> list:
 
 def tensorboard_hparams(run_dir: Path) -> tuple[set[str], dict[str, float]]:
     """The metric names of the HPARAMS experiment, and the scalars' last values."""
+    names, last, _ = tensorboard_experiment(run_dir)
+    return names, last
+
+
+def tensorboard_experiment(run_dir: Path) -> tuple[set[str], dict[str, float], set[str]]:
+    """The metric names of the HPARAMS experiment, the scalars' last values, and the
+    hyperparameters marked as differing (TensorBoard's table shows those first)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     names: set[str] = set()
+    differs: set[str] = set()
     last: dict[str, float] = {}
     for events in sorted(run_dir.glob("tensorboard/**/events.out.tfevents.*")):
         acc = EventAccumulator(str(events.parent), size_guidance={"tensors": 0, "scalars": 0})
@@ -37,9 +50,10 @@ def tensorboard_hparams(run_dir: Path) -> tuple[set[str], dict[str, float]]:
             data = plugin_data_pb2.HParamsPluginData.FromString(content)
             if tag == "_hparams_/experiment":
                 names |= {info.name.tag for info in data.experiment.metric_infos}
+                differs |= {i.name for i in data.experiment.hparam_infos if i.differs}
         for tag in acc.Tags()["scalars"]:
             last[tag] = acc.Scalars(tag)[-1].value
-    return names, last
+    return names, last, differs
 
 
 def as_multirun_job(cfg, tmp_path: Path) -> None:
@@ -68,6 +82,24 @@ def test_a_multirun_job_is_named_and_tagged_after_its_job(tmp_path: Path) -> Non
     }
 
 
+def test_overrides_every_job_shares_stay_out_of_the_name(tmp_path: Path) -> None:
+    """With Hydra's multirun.yaml (the basic sweeper's), the name keeps what is swept."""
+    cfg = compose_config("train.yaml", ["logger=mlflow"], tmp_path)
+    as_multirun_job(cfg, tmp_path)
+    sweep = Path(cfg.hydra.sweep.dir)
+    sweep.mkdir()
+    task = ["model.optimizer.lr=0.002,0.004", "++trainer.max_epochs=1", "seed=range(2)"]
+    OmegaConf.save({"hydra": {"overrides": {"task": task}}}, sweep / "multirun.yaml")
+    assert shared_override_keys(str(sweep)) == {"trainer.max_epochs"}
+    with read_write(cfg.hydra):
+        cfg.hydra.overrides.task = ["model.optimizer.lr=0.002", "++trainer.max_epochs=1", "seed=0"]
+    HydraConfig.instance().set_config(cfg)
+    assert default_run_name("train") == "train#1 model.optimizer.lr=0.002 seed=0"
+    tags = run_tags(None, "train")
+    assert tags["overrides"] == "model.optimizer.lr=0.002 ++trainer.max_epochs=1 seed=0"
+    assert shared_override_keys(str(tmp_path / "no_such_sweep")) == set()  # Optuna: none known
+
+
 def assert_hparams_hold_the_optimized_metric(log_dir: Path, metrics: dict) -> None:
     names, last = tensorboard_hparams(log_dir)
     assert names == {"val/acc_best"}  # the optimized metric, no hp_metric placeholder
@@ -81,6 +113,8 @@ def test_tensorboard_hparams_show_the_optimized_metric(tmp_path: Path) -> None:
     metrics, objects = train(cfg)
     report_optimized_metric(objects["trainer"], metrics, cfg.optimized_metric)
     assert_hparams_hold_the_optimized_metric(tmp_path, metrics)
+    # the run's overrides lead the HPARAMS table (logger= is where it logs, not a value)
+    assert tensorboard_experiment(tmp_path)[2] == {"trainer/max_epochs"}
 
 
 @pytest.mark.slow
@@ -118,12 +152,15 @@ def test_multirun_jobs_have_distinct_names_and_one_group(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = mlflow_runs(tmp_path)
+    # the overrides every job shares are in the "overrides" tag, not in the names
     assert [r.info.run_name for r in runs] == [
-        "train#0 model.optimizer.lr=0.001 trainer.max_epochs=1",
-        "train#1 model.optimizer.lr=0.003 trainer.max_epochs=1",
+        "train#0 model.optimizer.lr=0.001",
+        "train#1 model.optimizer.lr=0.003",
     ]
+    assert runs[0].data.tags["overrides"] == "model.optimizer.lr=0.001 trainer.max_epochs=1"
     assert {r.data.tags["multirun"] for r in runs} == {"sweep"}
     assert all(r.data.tags["dev"] == "true" for r in runs)
     for job in ("0", "1"):
-        names, last = tensorboard_hparams(tmp_path / "sweep" / job)
+        names, last, differs = tensorboard_experiment(tmp_path / "sweep" / job)
         assert names == {"val/acc_best"} and last["val/acc_best"] > 0.5
+        assert differs == {"model/optimizer/lr"}  # the swept value, not the shared epochs

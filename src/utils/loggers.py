@@ -45,24 +45,49 @@ def job_identity() -> dict[str, Any]:
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
-        return {"num": None, "overrides": "", "multirun": None}
+        return {"num": None, "overrides": "", "swept": [], "multirun": None}
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+~").startswith(NOT_IN_NAME)]
+    shared = shared_override_keys(hydra_cfg.sweep.dir) if multirun else set()
     return {
         "num": hydra_cfg.job.get("num") if multirun else None,
-        "overrides": " ".join(
-            o for o in hydra_cfg.overrides.task if not o.lstrip("+~").startswith(NOT_IN_NAME)
-        ),
+        "overrides": " ".join(overrides),
+        # what tells this job from its siblings: its overrides but those every job has
+        "swept": [o for o in overrides if override_key(o) not in shared],
         "multirun": os.path.basename(os.path.normpath(hydra_cfg.sweep.dir)) if multirun else None,
     }
 
 
+def override_key(override: str) -> str:
+    """``++trainer.max_epochs=1`` -> ``trainer.max_epochs``."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def shared_override_keys(sweep_dir: str) -> set[str]:
+    """The keys every job of a multirun sets alike: its command line's overrides that are
+    no sweep (``trainer.max_epochs=1``, not ``lr=0.1,0.2``), read from the ``multirun.yaml``
+    Hydra's basic sweeper writes; none known (an empty set) without it (Optuna's sweeper).
+    Keys, not strings: a job's overrides are re-printed (``false`` comes back ``False``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    path = os.path.join(sweep_dir, "multirun.yaml")
+    if not os.path.isfile(path):
+        return set()
+    given = list(OmegaConf.load(path).hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(given)
+    return {
+        override_key(o) for o, p in zip(given, parsed, strict=True) if not p.is_sweep_override()
+    }
+
+
 def default_run_name(task_name: str) -> str:
-    """``<task>`` or ``<task>#<job>``, then the job's overrides (those about what it trains):
-    ``train#3 model=cnn seed=2``."""
+    """``<task>`` or ``<task>#<job>``, then the job's overrides (those about what it trains;
+    in a multirun those that differ between its jobs): ``train#3 model=cnn seed=2``."""
     job = job_identity()
     name = task_name if job["num"] is None else f"{task_name}#{job['num']}"
-    return f"{name} {job['overrides']}".strip()
+    return " ".join([name, *job["swept"]])
 
 
 def mlflow_logger(
@@ -106,9 +131,11 @@ def report_optimized_metric(trainer: Any, objectives: dict[str, Any], names: Any
     (``default_hp_metric: false`` in configs/logger/tensorboard.yaml)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from src.utils.tensorboard_hparams import write_hparams
+
     names = [names] if isinstance(names, str) else list(names or [])
     metrics = {n: float(objectives[n]) for n in names if n in objectives}
     for logger in trainer.loggers if metrics else []:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(logger.hparams, metrics=metrics, step=trainer.global_step)
-            logger.save()
+            # the job's own overrides lead the HPARAMS table (it shows 5 columns at first)
+            write_hparams(logger, metrics, job_identity()["swept"], step=trainer.global_step)
