@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,18 @@ def write_split(dataset: Any, folder: Path, cfg: DictConfig) -> int:
     if size == 0:
         raise UserInputError(f"The {folder.name} split is empty: there is nothing to convert.")
     parts = [(start, min(start + BATCH, size)) for start in range(0, size, BATCH)]
-    litdata.optimize(
-        fn=Samples(dataset), inputs=parts, output_dir=str(folder), chunk_bytes=cfg.chunk_bytes,
-        compression=cfg.compression, num_workers=int(cfg.num_workers), start_method="fork",
-        reorder_files=False, keep_data_ordered=True, verbose=False,
-    )  # fmt: skip
+    # litdata's data processor sets a SIGINT handler that ends the process with os._exit(0)
+    # and never puts the old one back: a later Ctrl-C in this process (a notebook, a test,
+    # a training run) would exit silently with status 0 instead of stopping cleanly
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        litdata.optimize(
+            fn=Samples(dataset), inputs=parts, output_dir=str(folder), chunk_bytes=cfg.chunk_bytes,
+            compression=cfg.compression, num_workers=int(cfg.num_workers), start_method="fork",
+            reorder_files=False, keep_data_ordered=True, verbose=False,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, sigint)
     return size
 
 

@@ -5,6 +5,7 @@ the uninterrupted run ends; a wrong input_dir is one message; litdata loads only
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,14 @@ def test_shards_hold_each_split_of_the_data_module(digits_shards: Path) -> None:
         assert (digits_shards / split / "index.json").is_file()
         assert list((digits_shards / split).glob("chunk-*.bin"))
     assert not list(digits_shards.parent.glob(".digits.partial-*"))  # renamed into place
+
+
+def test_a_conversion_leaves_ctrl_c_as_it_was(tmp_path: Path) -> None:
+    # litdata's optimize sets a SIGINT handler that calls os._exit(0) and keeps it set:
+    # a later Ctrl-C in the same process would end it silently with status 0
+    before = signal.getsignal(signal.SIGINT)
+    convert(tmp_path / "digits")
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_streaming_batches_are_the_source_samples(digits_shards: Path, tmp_path: Path) -> None:
