@@ -31,7 +31,13 @@ BENCHMARKS = {
     "loader": ["benchmarks/loader_speed.py", "--epochs", "3"],
     "folders": ["benchmarks/folder_loading.py", "--epochs", "2"],
     "sweep": ["benchmarks/sweep_overhead.py", "--trials", "6"],
-    "vimh": ["benchmarks/vimh_generation.py", "--size", "8192", "--repeats", "3"],  # NSMT-sized sets
+    "vimh": [
+        "benchmarks/vimh_generation.py",
+        "--size",
+        "8192",
+        "--repeats",
+        "3",
+    ],  # NSMT-sized sets
 }
 
 
