@@ -32,21 +32,22 @@ class AudioFolderDataModule(FolderDataModule):
     """WAV files of ``<root>/raw/<class>/`` as ``(x, y, levels)`` spectrogram batches.
 
     Args:
-        root: the data folder.
+        root: the data folder (None: the example folder of data.example).
         sample_rate: the rate every file is brought to (Hz).
         resample: resample files of another rate; ``False``: such a file stops the run.
         duration: seconds of each file used (cut, or zero-padded).
         spectrogram: a ``configs/stft/`` node (kind, n_fft, window, top_db, ...).
         height, width: frequency rows and time columns of the image.
         shared: batch_size, shuffle_seed, drop_last, num_folds, fold, num_workers,
-            pin_memory, persistent_workers, skip_corrupt: see ``FolderDataModule``.
+            pin_memory, persistent_workers, skip_corrupt, example: see ``FolderDataModule``.
     """
 
     extensions = AUDIO_EXTENSIONS
+    example_kind = "audio"
 
     def __init__(
         self,
-        root: str,
+        root: str | None,
         sample_rate: int = 8000,
         resample: bool = True,
         duration: float = 0.25,

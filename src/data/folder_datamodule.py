@@ -18,7 +18,7 @@ says more than an index and survives files added to the folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,12 @@ class FolderDataModule(LightningDataModule):
     """Base class: read the split files, check them, serve worker-decoded batches.
 
     Args:
-        root: the data folder (``<root>/raw/<class>/<file>``, ``<root>/splits/``).
+        root: the data folder (``<root>/raw/<class>/<file>``, ``<root>/splits/``); ``None``:
+            the example folder of ``example``.
+        example: the example folder used when ``root`` is ``None`` (``dir`` and the
+            example's settings, ``components.example_folders``): written on first use at
+            a path derived from the settings, found there after. Ignored when ``root`` is
+            given (the user's folder is never written to).
         batch_size: samples per batch (per process under DDP).
         shuffle_seed: seed of the per-epoch order; ``None`` takes the run's seed.
         drop_last: leave out an incomplete last training batch.
@@ -97,10 +102,11 @@ class FolderDataModule(LightningDataModule):
     """
 
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    example_kind = "image"  # what data.example writes (components.example_folders)
 
     def __init__(
         self,
-        root: str,
+        root: str | None,
         batch_size: int = 64,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
@@ -110,11 +116,13 @@ class FolderDataModule(LightningDataModule):
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
         skip_corrupt: bool = False,
+        example: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise UserInputError(f"data.batch_size must be at least 1, got {batch_size}.")
-        self.root = Path(root)
+        self.example = example
+        self.root = self._root(root, example)
         self.batch_size = batch_size
         self.shuffle_seed = shuffle_seed
         self.drop_last = drop_last
@@ -142,12 +150,27 @@ class FolderDataModule(LightningDataModule):
             return cores
         return num_workers
 
+    def _root(self, root: str | None, example: Mapping[str, Any] | None) -> Path:
+        if root is not None:
+            return Path(root)
+        if example is None:
+            raise UserInputError(
+                "data.root is not set: give the data folder, data.root=<root> holding "
+                "<root>/raw/<class>/<file> (or data.example=... for an example folder)."
+            )
+        from src.data.components.example_folders import example_folder
+
+        found = example_folder(self.example_kind, example)
+        log.info(f"data.root not given: the example folder {found} (data.example)")
+        return found
+
     def _class_names(self) -> list[str]:
         raw = self.root / "raw"
         if not raw.is_dir():
+            hint = " (or data.root=null: the example folder)" if self.example else ""
             raise UserInputError(
                 f"{raw} does not exist: data.root must hold <root>/raw/<class>/<file> "
-                "(one sub-folder per class)."
+                f"(one sub-folder per class){hint}."
             )
         return sorted(p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith("."))
 

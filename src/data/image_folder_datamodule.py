@@ -34,7 +34,7 @@ class ImageFolderDataModule(FolderDataModule):
     """Images of ``<root>/raw/<class>/`` as ``(x, label)`` batches, x float (C, S, S).
 
     Args:
-        root: the data folder.
+        root: the data folder (None: the example folder of data.example).
         image_size: height and width the transforms produce (checked on the data).
         channels: 1 (greyscale, PIL mode L) or 3 (RGB); every image is converted.
         transforms: ``{"train": pipeline, "eval": pipeline}`` of uint8 (C, H, W) tensors
@@ -43,14 +43,14 @@ class ImageFolderDataModule(FolderDataModule):
             ``{"mean": [...], "std": [...]}`` (e.g. ImageNet's for pretrained weights),
             or ``None`` (values 0..1).
         shared: batch_size, shuffle_seed, drop_last, num_folds, fold, num_workers,
-            pin_memory, persistent_workers, skip_corrupt: see ``FolderDataModule``.
+            pin_memory, persistent_workers, skip_corrupt, example: see ``FolderDataModule``.
     """
 
     extensions = IMAGE_EXTENSIONS
 
     def __init__(
         self,
-        root: str,
+        root: str | None,
         image_size: int = 32,
         channels: int = 3,
         transforms: Mapping[str, Transform | None] | None = None,

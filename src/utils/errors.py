@@ -10,10 +10,11 @@ reports) use ``exit_on_user_error`` without paying for Lightning.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -70,3 +71,22 @@ def user_error_in(error: BaseException) -> UserInputError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+@contextlib.contextmanager
+def user_errors_unwrapped() -> Iterator[None]:
+    """Re-raise the ``UserInputError`` behind an error raised inside as itself.
+
+    An OmegaConf resolver's error (``${data_spec:...}`` builds the data module) comes
+    out wrapped in an ``InterpolationResolutionError``; a multirun's job report and
+    summary would name that instead of the user's mistake.
+    """
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as error:
+        cause = user_error_in(error)
+        if cause is None:
+            raise
+        raise cause from None

@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.errors import user_error_in
 from src.utils.loggers import NOT_IN_NAME
 
 RESULT_FILE = "job_result.json"
@@ -45,6 +46,7 @@ class MultirunSummary(Callback):
         error = job_return._return_value if failed else None
         if isinstance(error, BaseException):
             log_traceback_to_file(error)
+            error = user_error_in(error) or error  # the user's mistake, not a wrapper of it
         output_dir = Path(config.hydra.runtime.output_dir)
         if config.hydra.mode != RunMode.MULTIRUN:
             return

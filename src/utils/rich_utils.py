@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.prompt import Prompt
 
 from src.utils.atomic import write_text
-from src.utils.errors import UserInputError
+from src.utils.errors import UserInputError, user_errors_unwrapped
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
@@ -49,7 +49,8 @@ def print_config_tree(
         branch = tree.add(field, style="dim", guide_style="dim")
         value = cfg[field]
         if isinstance(value, DictConfig):
-            text = OmegaConf.to_yaml(value, resolve=resolve)
+            with user_errors_unwrapped():  # ${data_spec:...} builds the data module here
+                text = OmegaConf.to_yaml(value, resolve=resolve)
         else:
             text = str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
