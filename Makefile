@@ -79,7 +79,7 @@ mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.
 screenshots: .venv/.synced chromium ## Photograph MLflow's runs table and TensorBoard's HPARAMS tab of tiny multiruns (logs/screenshots/)
 	UI_SCREENSHOTS=logs/screenshots OMP_NUM_THREADS=1 $(UVRUN) pytest -p no:xdist -q -m slow tests/test_ui_screenshots.py
 
-bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, target, met (~15 min)
+bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, target, met (~10 min)
 	$(UVRUN) python benchmarks/suite.py
 
 bench-epoch: .venv/.synced ## Time a template epoch against bare Lightning and a plain PyTorch loop, and start-up
