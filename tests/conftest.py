@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,17 @@ def run_cli(script: str, *overrides: str, timeout: int = 600) -> subprocess.Comp
         timeout=timeout,
         env=env,
     )
+
+
+def end_process_group(process: subprocess.Popen, grace_s: float = 60) -> None:
+    """End a server started with ``start_new_session=True`` and every process it started:
+    SIGTERM to its group, SIGKILL after ``grace_s`` seconds if it is still there."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture

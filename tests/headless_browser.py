@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import end_process_group
 
 # the text of a page, shadow DOM included (TensorBoard's Polymer dashboards live there)
 PAGE_TEXT_JS = """(() => {
@@ -116,12 +116,7 @@ class HeadlessBrowser:
         if getattr(self, "socket", None) is not None:
             self.socket.close()
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            end_process_group(self.process, grace_s=30)
 
     def __enter__(self) -> HeadlessBrowser:
         return self

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import pytest
 import yaml
 
 from src.train import train
-from tests.conftest import ROOT, compose_config, run_cli
+from tests.conftest import ROOT, compose_config, end_process_group, run_cli
 
 
 def free_port() -> int:
@@ -86,12 +84,7 @@ def test_mlflow_server_shows_the_run(tmp_path: Path) -> None:
         assert logged["val/acc"] == pytest.approx(float(metrics["val/acc"]))
         assert logged["test/acc"] == pytest.approx(float(metrics["test/acc"]))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        end_process_group(server)
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import end_process_group, run_cli
 from tests.headless_browser import HeadlessBrowser
 
 pytestmark = pytest.mark.slow
@@ -83,12 +82,7 @@ def serve(command: list[str], ready_url: str, timeout: float = 300) -> Iterator[
                 time.sleep(1)
         yield
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        end_process_group(server)
 
 
 def photograph(url: str, png: Path, *needles: str) -> str:
