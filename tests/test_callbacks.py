@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import open_dict
 from PIL import Image
 
 from src.callbacks.confusion_matrix import ConfusionMatrix
@@ -71,3 +72,46 @@ def test_gradient_stats_rejects_bad_interval(every: int) -> None:
 
     with pytest.raises(ValueError, match="at least 1"):
         GradientStats(every_n_steps=every)
+
+
+def train_with_bar(tmp_path: Path, *overrides: str) -> dict:
+    """A 2-epoch run with the default callbacks' progress bar shown."""
+    cfg = compose_config("train.yaml", ["trainer.max_epochs=2", *overrides], tmp_path, quiet=False)
+    with open_dict(cfg):
+        del cfg.callbacks.model_summary
+        cfg.extras.print_config = False
+        cfg.trainer.enable_progress_bar = True
+    metrics, objects = train(cfg)
+    return {"metrics": metrics, "objects": objects}
+
+
+def test_progress_bar_updates_first_and_last_batch_when_throttled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    batches: list[int] = []
+    shown: list[float] = []  # what the bar reads after each update
+    lightning_update = RichProgressBar.on_train_batch_end
+
+    def counted(self, trainer, pl_module, outputs, batch, batch_idx):
+        batches.append(batch_idx)
+        lightning_update(self, trainer, pl_module, outputs, batch, batch_idx)
+        shown.append(self.progress.tasks[self.train_progress_bar_id].completed)
+
+    monkeypatch.setattr(RichProgressBar, "on_train_batch_end", counted)
+    # one update per 10^9 s: only each epoch's first and last batch are due
+    run = train_with_bar(tmp_path, "callbacks.rich_progress_bar.updates_per_second=1e-9")
+    last = run["objects"]["trainer"].num_training_batches - 1
+    assert last > 10 and batches == [0, last, 0, last]  # 2 epochs
+    assert shown == [1, last + 1, 1, last + 1]  # each epoch's bar ends full
+    assert float(run["metrics"]["test/acc"]) > 0.8
+
+
+def test_progress_bar_rejects_zero_updates_per_second(tmp_path: Path) -> None:
+    from hydra.errors import InstantiationException
+
+    from src.utils.errors import UserInputError
+
+    with pytest.raises((UserInputError, InstantiationException), match="updates_per_second=0"):
+        train_with_bar(tmp_path, "callbacks.rich_progress_bar.updates_per_second=0")

@@ -31,6 +31,14 @@ log = RankedLogger(__name__)
 class RunCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` with ``last.ckpt`` every epoch and on interruption."""
 
+    @property
+    def state_key(self) -> str:
+        # Lightning formats this key (a repr of five settings fixed at construction) for
+        # every callback hook it calls, several times a training step: format it once
+        if "_state_key" not in self.__dict__:
+            self.__dict__["_state_key"] = super().state_key
+        return self.__dict__["_state_key"]
+
     def _save_last_now(self, trainer: Any) -> None:
         if (
             not self.save_last

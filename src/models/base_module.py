@@ -56,16 +56,40 @@ def _persistent(metrics: MetricCollection) -> Iterator[None]:
             metric.persistent(False)
 
 
+class _LossSum:
+    """A stage's sum of loss x samples (a tensor on the module's device, one in-place op
+    per step) and its sample count (a Python int: no tensor op at all)."""
+
+    __slots__ = ("total", "samples")
+
+    def __init__(self, total: Tensor, samples: int = 0) -> None:
+        self.total, self.samples = total, samples
+
+    def add(self, loss: Tensor, samples: int) -> None:
+        self.total.add_(loss.detach(), alpha=samples)
+        self.samples += samples
+
+    def state(self) -> dict[str, Any]:
+        """For a checkpoint: plain data and a CPU tensor."""
+        return {"total": self.total.detach().cpu(), "samples": self.samples}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | Tensor, device: torch.device) -> _LossSum:
+        if isinstance(state, Tensor):  # written before 2026-12: one (sum, samples) tensor
+            return cls(state[0].clone().to(device), int(state[1]))
+        return cls(state["total"].clone().to(device), int(state["samples"]))
+
+
 class _LossTotals(dict):
-    """Per stage: a (sum of loss x samples, samples) tensor on the module's device,
-    made on first use in an epoch and dropped when the epoch's loss is logged."""
+    """Per stage: a ``_LossSum``, made on first use in an epoch and dropped when the
+    epoch's loss is logged."""
 
     def __init__(self, module: LightningModule) -> None:
         super().__init__()
         self.module = module
 
-    def __missing__(self, stage: str) -> Tensor:
-        self[stage] = torch.zeros(2, device=self.module.device)
+    def __missing__(self, stage: str) -> _LossSum:
+        self[stage] = _LossSum(torch.zeros((), device=self.module.device))
         return self[stage]
 
 
@@ -115,7 +139,7 @@ class BaseLitModule(LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_best: Metric = MaxMetric() if mode == "max" else MinMetric()
         self.val_best.persistent(True)  # the best-so-far survives a resume
-        self._loss_totals: dict[str, Tensor] = _LossTotals(self)
+        self._loss_totals: dict[str, _LossSum] = _LossTotals(self)
 
     # -- what a task module provides ----------------------------------------------------
 
@@ -144,9 +168,7 @@ class BaseLitModule(LightningModule):
         self.update_metrics(metrics, apply_to_collection(outputs, Tensor, Tensor.detach), targets)
         # a running sum instead of a self.log call per step: Lightning's per-call
         # bookkeeping costs about as much as a small model's whole step
-        totals = self._loss_totals[stage]
-        totals[0] += loss.detach() * len(targets)
-        totals[1] += len(targets)
+        self._loss_totals[stage].add(loss, len(targets))
         return loss, outputs, targets
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -175,15 +197,15 @@ class BaseLitModule(LightningModule):
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         values = metrics.compute()
         totals = self._loss_totals.pop(stage, None)
-        if totals is not None and totals[1] > 0:
+        if totals is not None and totals.samples > 0:
             # every process ran equally many, equally large batches: the mean of the
             # processes' means (sync_dist) is the mean over all samples
-            loss = totals[0] / totals[1]
+            loss = totals.total / totals.samples
             self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
         # torchmetrics has synced its states already: the reduction changes nothing
         self.log_dict(values, prog_bar=stage != "train", sync_dist=True)
         metrics.reset()
-        if totals is not None and totals[1] > 0:
+        if totals is not None and totals.samples > 0:
             values[f"{stage}/loss"] = loss  # this process's mean: enough to track a best
         return values
 
@@ -265,7 +287,7 @@ class BaseLitModule(LightningModule):
         loss = self._loss_totals.get("train")
         checkpoint["train_epoch_sums"] = {
             "metrics": dict(metric_states),
-            "loss": None if loss is None else loss.detach().cpu(),
+            "loss": None if loss is None else loss.state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -277,4 +299,4 @@ class BaseLitModule(LightningModule):
                 self.train_metrics.load_state_dict(sums["metrics"], strict=False)
             self.train_metrics.to(self.device)
             if sums["loss"] is not None:
-                self._loss_totals["train"] = sums["loss"].to(self.device)
+                self._loss_totals["train"] = _LossSum.from_state(sums["loss"], self.device)

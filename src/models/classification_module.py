@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from src.models.base_module import BaseLitModule
 from src.models.components.class_weights import (
@@ -17,6 +16,7 @@ from src.models.components.class_weights import (
     training_labels,
     weights_from_counts,
 )
+from src.models.components.count_accuracy import CountAccuracy
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
@@ -81,10 +81,7 @@ class ClassificationModule(BaseLitModule):
             log.info(f"Class weights from the training split: {weights.tolist()}")
 
     def make_metrics(self) -> MetricCollection:
-        # inputs are checked once by the data module, not on every batch
-        return MetricCollection(
-            {"acc": MulticlassAccuracy(self.num_classes, average="micro", validate_args=False)}
-        )
+        return MetricCollection({"acc": CountAccuracy()})
 
     def model_step(self, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
         x, y = batch

@@ -1,0 +1,65 @@
+"""Lightning's rich progress bar, brought up to date a few times a second, not every batch.
+
+Lightning's ``RichProgressBar`` moves the bar, reads every progress-bar metric
+(``.item()`` on each: a device sync on a GPU) and soft-refreshes the console after
+every training and validation batch, while its drawing thread redraws only
+``refresh_rate`` times a second. On a small model that bookkeeping is ~2% of a
+training step (profiled on the build machines). This bar does the same work at most
+``updates_per_second`` times a second, and always on an epoch's first and last batch,
+so the counts and metrics a person reads are the same.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgressBar
+
+from src.utils.errors import UserInputError
+
+
+class RichProgressBar(LightningRichProgressBar):
+    """``RichProgressBar`` whose per-batch updates are spaced ``1 / updates_per_second`` s.
+
+    Args:
+        updates_per_second: most bar and metric updates a second (> 0).
+        *args, **kwargs: Lightning's (``refresh_rate``, ``leave``, ``theme``, ...).
+    """
+
+    def __init__(self, *args: Any, updates_per_second: float = 10.0, **kwargs: Any) -> None:
+        if not updates_per_second > 0:
+            raise UserInputError(
+                f"callbacks.rich_progress_bar.updates_per_second={updates_per_second}: "
+                "give a number > 0 (10 is the default)."
+            )
+        super().__init__(*args, **kwargs)
+        self._interval = 1.0 / updates_per_second
+        self._next_update = 0.0
+
+    def _due(self, batch_idx: int, batches: int | float) -> bool:
+        now = time.monotonic()
+        if batch_idx == 0 or batch_idx + 1 >= batches or now >= self._next_update:
+            self._next_update = now + self._interval
+            return True
+        return False
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._due(batch_idx, self.total_train_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_batch_end(
+        self,
+        trainer: Any,
+        pl_module: Any,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._due(batch_idx, self.total_val_batches_current_dataloader):
+            super().on_validation_batch_end(
+                trainer, pl_module, outputs, batch, batch_idx, dataloader_idx
+            )
