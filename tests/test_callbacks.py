@@ -115,3 +115,20 @@ def test_progress_bar_rejects_zero_updates_per_second(tmp_path: Path) -> None:
 
     with pytest.raises((UserInputError, InstantiationException), match="updates_per_second=0"):
         train_with_bar(tmp_path, "callbacks.rich_progress_bar.updates_per_second=0")
+
+
+def test_checkpoint_every_n_train_steps_still_saves_by_step(tmp_path: Path) -> None:
+    # RunCheckpoint skips Lightning's per-batch checks only when no per-step saving is set
+    run = run_with(
+        tmp_path,
+        "lr_monitor",
+        extra=(
+            "callbacks.model_checkpoint.every_n_train_steps=10",
+            "callbacks.model_checkpoint.monitor=null",
+            "callbacks.model_checkpoint.save_top_k=-1",
+            "callbacks.model_checkpoint.filename='step_{step}'",
+        ),
+    )
+    saved = {p.name for p in (tmp_path / "checkpoints").glob("step_*.ckpt")}
+    assert {f"step_{n}.ckpt" for n in (10, 20, 30, 40, 50, 60)} <= saved, saved
+    assert float(run["metrics"]["test/acc"]) > 0.8

@@ -67,6 +67,13 @@ class RunCheckpoint(ModelCheckpoint):
         trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
         self.last_model_path = path
 
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._every_n_train_steps < 1 and self._train_time_interval is None:
+            return  # saving by epoch (the default): Lightning's per-batch checks decide nothing
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
