@@ -1,7 +1,7 @@
 """``make bench``: every CPU benchmark in turn, then one table of their headline figures.
 
 Runs each benchmark script of this folder as its own process, with settings
-that keep the whole suite to about ten minutes on the 2-core build machines
+that keep the whole suite to about 13 minutes (the memory case about 3 of them) on the 2-core build machines
 (each script's own defaults are larger), shows its report as it goes, and ends
 with one row per headline figure: the figure, what it is measured against,
 the target and whether it is met, and the machine's load average before and
