@@ -4,9 +4,9 @@ Runs each benchmark script of this folder as its own process, with settings
 that keep the whole suite to about 13 minutes on the 2-core build machines (the
 memory case about 3 of them; each script's own defaults are larger), shows its
 report as it goes, and ends with one row per headline figure: the figure, what
-it is measured against, the target and whether it is met, and the machine's load average before and
-after each benchmark (figures taken at a load much above the core count do
-not count: rerun on a quiet machine).
+it is measured against, the target and whether it is met, and the machine's
+load average before and after each benchmark (figures taken at a load much
+above the core count do not count: rerun on a quiet machine).
 
 Usage: ``make bench`` or ``python benchmarks/suite.py [--only NAME ...] [--list]``.
 """
