@@ -287,3 +287,27 @@ def test_classification_report_names_the_folder_classes(small_png: Path) -> None
     assert float(metrics["test/f1_macro"]) == pytest.approx(macro["f1"], abs=1e-6)
     assert macro["f1"] > 0.6  # learnt: far above chance
     assert "macro" in (small_png / "run" / "classification_report.txt").read_text()
+
+
+class FrozenObjects(torch.utils.data.Dataset):
+    """Each sample: how many objects the process's collector has frozen (gc.freeze)."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        import gc
+
+        return gc.get_freeze_count()
+
+
+def test_loader_workers_freeze_what_they_inherit(small_png: Path) -> None:
+    """A file loader's workers freeze the objects they inherit from the training process
+    (otherwise the first full collection in a worker copies every page of them: 155 MiB
+    of private memory per worker in benchmarks/folder_memory.py, 17 MiB with the freeze
+    and the malloc setting)."""
+    dm = module(small_png, num_workers=1)
+    loader = dm.train_dataloader()
+    dm.datasets["train"] = FrozenObjects()  # the module's loader settings, a probe dataset
+    frozen = [int(n) for batch in dm.train_dataloader() for n in batch]
+    assert loader.worker_init_fn is not None and min(frozen) > 10_000, frozen

@@ -27,7 +27,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.components.batch_count import check_batch_count
-from src.data.components.file_samples import CheckedCollate, LoaderProblem
+from src.data.components.file_samples import CheckedCollate, LoaderProblem, init_worker
 from src.data.components.folder_splits import (
     IMAGE_EXTENSIONS,
     check_classes_seen,
@@ -281,6 +281,7 @@ class FolderDataModule(LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             collate_fn=CheckedCollate(self.skip_corrupt),
             generator=generator,
+            worker_init_fn=init_worker,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -164,11 +164,25 @@ class ImageFolderDataModule(FolderDataModule):
         return stats["mean"], stats["std"]
 
     def image_dataset(
-        self, files: list[str], transform: Transform | None, mean: Any, std: Any
+        self, files: list[str], transform: Transform | None, mean: Any, std: Any, **kw: Any
     ) -> ImageFiles:
         labels = [self.label_of(f) for f in files]
         raw = self.root / "raw"
-        return ImageFiles(raw, files, labels, self.channels, transform, mean, std)
+        return ImageFiles(raw, files, labels, self.channels, transform, mean, std, **kw)
+
+    def shard_dataset(self, split: str) -> Dataset:
+        """What ``src/tools/to_shards.py`` writes: the split's images through the eval
+        pipeline (resized), kept uint8, so that ``data=streaming`` augments them per
+        sample (``data/transforms=...``) and normalises with ``shard_meta``'s statistics."""
+        self.setup()
+        return self.image_dataset(self.files[split], self.eval_transform, None, None,
+                                  keep_uint8=True)  # fmt: skip
+
+    def shard_meta(self) -> dict[str, Any]:
+        """What ``shards.json`` keeps for the reader: the samples are uint8 images, and the
+        training split's mean/std (None: the source did not normalise)."""
+        self.setup()
+        return {"images": {"mean": self.mean, "std": self.std}}
 
     def make_dataset(self, split: str, files: list[str]) -> Dataset:
         transform = self.train_transform if split == "train" else self.eval_transform

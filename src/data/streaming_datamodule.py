@@ -13,6 +13,11 @@ storage) a few at a time, so memory holds the chunks in flight, not the data set
 ``gs://...``): litdata reads both the same way, downloading remote chunks into
 ``cache_dir``.
 
+Shards of an image folder hold its images as uint8 (resized by its eval pipeline) and
+its training split's mean/std: each sample is augmented in the workers by
+``data/transforms=default|light|strong`` (the train pipeline for training, the eval
+one for val and test, as in ``data=image_folder``), then scaled and normalised.
+
 Resumable mid-epoch: the train loader's ``state_dict`` (the epoch and the samples it
 has yielded) is saved by Lightning's fit loop in every checkpoint
 (``loops.fit_loop.state_dict.combined_loader``) and given back on resume, so the
@@ -23,12 +28,13 @@ litdata is imported in ``setup``, when shards are read: start-up stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lightning import LightningDataModule
 
 from src.data.components.batch_count import check_batch_count
-from src.data.components.shards import SPLITS, is_remote, read_meta, split_dir
+from src.data.components.shards import SPLITS, ShardImages, is_remote, read_meta, split_dir
 from src.utils.errors import UserInputError
 
 
@@ -47,6 +53,11 @@ class StreamingDataModule(LightningDataModule):
         cache_dir: where remote chunks are downloaded (``None``: litdata's default).
         max_cache_size: the most bytes of downloaded chunks kept (litdata's setting).
         storage_options: credentials and options of the object store (litdata's).
+        image_size: what the transforms' ``${data.image_size}`` is: the shards' image size.
+        transforms: ``{"train": pipeline, "eval": pipeline}`` of uint8 (C, H, W) tensors
+            for image shards (``configs/data/transforms/``); ``None``: the samples as stored.
+        normalize: image shards only: ``"auto"`` (the source's mean/std, from
+            ``shards.json``), ``{"mean": [...], "std": [...]}``, or ``None`` (0..1).
     """
 
     def __init__(
@@ -61,6 +72,9 @@ class StreamingDataModule(LightningDataModule):
         cache_dir: str | None = None,
         max_cache_size: str = "100GB",
         storage_options: dict[str, Any] | None = None,
+        image_size: int | None = None,
+        transforms: Mapping[str, Any] | None = None,
+        normalize: str | Mapping[str, Sequence[float]] | None = "auto",
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -75,6 +89,16 @@ class StreamingDataModule(LightningDataModule):
         self.cache_dir = cache_dir
         self.max_cache_size = max_cache_size
         self.storage_options = dict(storage_options or {})
+        self.image_size = image_size
+        self.transforms = dict(transforms or {})
+        unknown = sorted(set(self.transforms) - {"train", "eval"})
+        if unknown:
+            raise UserInputError(f"data.transforms has keys {unknown}; it takes train and eval.")
+        if isinstance(normalize, str) and normalize != "auto":
+            raise UserInputError(
+                f"data.normalize={normalize!r}: use auto, null, or {{mean: [...], std: [...]}}."
+            )
+        self.normalize = normalize
         self.datasets: dict[str, Any] = {}
         self._meta: dict[str, Any] | None = None
 
@@ -107,6 +131,41 @@ class StreamingDataModule(LightningDataModule):
             "source_settings": self.meta["settings"],
         }
 
+    def sample_step(self, split: str) -> ShardImages | None:
+        """The per-sample transform of ``split`` (None: the samples as stored)."""
+        images = self.meta.get("images")
+        if images is None:
+            if self.transforms:
+                raise UserInputError(
+                    f"data.transforms apply to shards of image folders (uint8 images); "
+                    f"{self.source} holds ready samples. Leave data/transforms out."
+                )
+            return None
+        pipeline = self.transforms.get("train" if split == "train" else "eval")
+        if self.normalize == "auto":
+            mean, std = images["mean"], images["std"]
+        elif self.normalize is None:
+            mean = std = None
+        else:
+            mean, std = list(self.normalize["mean"]), list(self.normalize["std"])
+        return ShardImages(pipeline, mean, std)
+
+    def check_transforms(self) -> None:
+        """Each pipeline must leave the shards' images at the size the model takes."""
+        import torch
+
+        shape = tuple(self.meta["spec"]["input_shape"])
+        for which, pipeline in self.transforms.items():
+            if pipeline is None:
+                continue
+            out = tuple(pipeline(torch.zeros(shape, dtype=torch.uint8)).shape)
+            if out != shape:
+                raise UserInputError(
+                    f"The {which} transform turns the shards' {shape[-1]}x{shape[-2]} images "
+                    f"into {out[-1]}x{out[-2]} (data.image_size={self.image_size}), and the "
+                    f"model takes the shards' size: set data.image_size={shape[-1]}."
+                )
+
     def _dataset(self, split: str, shuffle: bool) -> Any:
         from litdata import StreamingDataset
 
@@ -115,17 +174,22 @@ class StreamingDataModule(LightningDataModule):
             import torch
 
             seed = int(torch.initial_seed()) % 2**31
-        cache = {"cache_dir": self.cache_dir} if is_remote(self.input_dir) else {}
+        extra: dict[str, Any] = {"cache_dir": self.cache_dir} if is_remote(self.input_dir) else {}
+        step = self.sample_step(split)
+        if step is not None:  # run by litdata on each item it reads (in the workers)
+            extra["transform"] = step
         return StreamingDataset(
             split_dir(self.input_dir, split), shuffle=shuffle, seed=seed,
             drop_last=self.drop_last if shuffle else None, max_cache_size=self.max_cache_size,
-            storage_options=self.storage_options, **cache,
+            storage_options=self.storage_options, **extra,
         )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         self.meta  # noqa: B018  (a wrong input_dir stops here with one message)
+        if self.meta.get("images") is not None:
+            self.check_transforms()
         self.datasets = {s: self._dataset(s, shuffle=s == "train") for s in SPLITS}
 
     @property

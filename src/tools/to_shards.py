@@ -151,6 +151,8 @@ def convert(cfg: DictConfig) -> Path:
             "classes": list(getattr(datamodule, "classes", None) or []),
             "sizes": sizes,
             "source": type(datamodule).__name__,
+            # what the reader needs besides (image shards: uint8, and the source's mean/std)
+            **(datamodule.shard_meta() if hasattr(datamodule, "shard_meta") else {}),
         }
         (partial / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Streaming shards: digits converted by src/tools/to_shards.py train a real model through
-data=streaming; a conversion is never changed; a run resumed mid-epoch ends exactly where
-the uninterrupted run ends; a wrong input_dir is one message; litdata loads only when used."""
+data=streaming, and src/eval.py run_dir= tests it again; a conversion is never changed; a
+run resumed mid-epoch ends exactly where the uninterrupted run ends; a wrong input_dir is
+one message; litdata loads only when used. Image shards: tests/data/test_streaming_images.py."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.eval import evaluate
 from src.train import train
 from src.utils.errors import UserInputError, user_error_in
-from tests.conftest import CONFIGS, ROOT, compose_config
+from tests.conftest import CONFIGS, ROOT, compose_config, save_run_config
 
 QUIET = ["logger=none", "seed=3"]
 
@@ -82,8 +84,9 @@ def test_streaming_batches_are_the_source_samples(digits_shards: Path, tmp_path:
 
 
 def test_an_image_folder_converts_decoded_as_for_evaluation(tmp_path: Path) -> None:
-    """The file-backed path converts too: each split's images decoded and normalised by
-    the folder module's eval pipeline (train included: no augmentation written once)."""
+    """The file-backed path converts too: each split's images decoded by the folder
+    module's eval pipeline (train included: no augmentation written once), kept uint8;
+    without data/transforms the reader scales and normalises them as the source does."""
     import hydra
 
     from src.data.components.folder_splits import make_splits
@@ -101,19 +104,32 @@ def test_an_image_folder_converts_decoded_as_for_evaluation(tmp_path: Path) -> N
     assert dm.spec == source.spec and dm.classes == source.classes == [str(d) for d in range(10)]
     source.setup()
     dm.setup()
+    stored = source.shard_dataset("train")[0]
+    assert stored[0].dtype == torch.uint8 and tuple(stored[0].shape) == (3, 16, 16)
     x, y = dm.data_train[0]  # by index: the source's order
-    want = source.shard_dataset("train")[0]
-    assert torch.equal(x, want[0]) and int(y) == int(want[1])
+    want = source.make_dataset("test", source.files["train"])[0]  # eval pipeline, normalised
+    assert torch.equal(x, want[0]) and int(y) == int(want[1]) == int(stored[1])
     x, y = next(iter(dm.loader("test")))
     wx, wy = next(iter(source.loader("test", shuffle=False, workers=0)))
     assert torch.equal(x, wx[: len(x)]) and torch.equal(y, wy[: len(y)])
 
 
 def test_a_model_trained_from_shards_learns(digits_shards: Path, tmp_path: Path) -> None:
+    """... and src/eval.py run_dir=<the run> rebuilds the streaming data module from the
+    run's config and tests the best checkpoint: the same test figures as the run's."""
     overrides = streaming(digits_shards, "trainer.max_epochs=4", "data.num_workers=1")
-    metrics, _ = train(compose_config("train.yaml", overrides, tmp_path))
+    cfg = compose_config("train.yaml", overrides, tmp_path / "run")
+    save_run_config(cfg, tmp_path / "run")  # as Hydra saves it: what run_dir= reads back
+    metrics, _ = train(cfg)
     assert float(metrics["test/acc"]) >= 0.85  # chance is 0.10
-    assert json.loads((tmp_path / "splits.json").read_text())["sizes"]["train"] == 1077
+    assert json.loads((tmp_path / "run" / "splits.json").read_text())["sizes"]["train"] == 1077
+    evaluated, objects = evaluate(
+        compose_config("eval.yaml", [f"run_dir={tmp_path / 'run'}"], tmp_path / "eval")
+    )
+    assert type(objects["datamodule"]).__name__ == "StreamingDataModule"
+    assert objects["datamodule"].input_dir == str(digits_shards)
+    for key in ("test/acc", "test/loss"):
+        assert float(evaluated[key]) == pytest.approx(float(metrics[key]), abs=1e-6), key
 
 
 def test_the_same_conversion_again_is_a_no_op(digits_shards: Path, capsys) -> None:

@@ -10,6 +10,7 @@ process as one ``UserInputError`` that names the file.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,24 @@ from typing import Any
 from torch.utils.data import default_collate
 
 log = logging.getLogger(__name__)
+
+
+def init_worker(worker_id: int) -> None:
+    """A file loader's ``worker_init_fn``: keep the pages a forked worker shares with the
+    training process shared.
+
+    ``gc.freeze()`` moves every object the worker inherited into the collector's permanent
+    generation: a full collection (once enough samples have been made) otherwise writes
+    to every inherited object's header, and copies each page it touches, the training
+    process's whole Python heap. ``tune_worker_malloc`` keeps glibc from serving the
+    samples' buffers from the inherited heap. Measured on benchmarks/folder_memory.py
+    (8,000 images of 128x128, 2 workers): a train loader worker's private memory 155 MiB
+    without either, 28-45 MiB with the freeze alone, 17-18 MiB with both.
+    """
+    from src.data.components.memmap_loader import tune_worker_malloc
+
+    gc.freeze()
+    tune_worker_malloc()
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,16 @@ def read_image(path: Path, channels: int) -> Tensor:
         return pil_to_tensor(image.convert(MODES[channels]))
 
 
+def to_input(image: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
+    """What a net takes from a transformed image: float, 0..1 if it was uint8, then
+    ``(x - mean) / std`` per channel when ``mean`` is given (shaped (C, 1, 1))."""
+    x = image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
+    return x if mean is None else (x - mean) / std
+
+
 class ImageFiles(Dataset):
-    """``(x, label)`` of the image files ``files`` (relative to ``raw``), read lazily."""
+    """``(x, label)`` of the image files ``files`` (relative to ``raw``), read lazily;
+    ``keep_uint8``: x as the transform leaves it (uint8), not scaled or normalised."""
 
     def __init__(
         self,
@@ -45,8 +53,10 @@ class ImageFiles(Dataset):
         transform: Callable[[Tensor], Tensor] | None,
         mean: Sequence[float] | None,
         std: Sequence[float] | None,
+        keep_uint8: bool = False,
     ) -> None:
         self.raw, self.files, self.channels = raw, list(files), channels
+        self.keep_uint8 = keep_uint8
         self.labels = torch.as_tensor(list(labels), dtype=torch.long)
         self.transform = transform
         self.mean = None if mean is None else torch.tensor(mean).view(-1, 1, 1)
@@ -63,10 +73,9 @@ class ImageFiles(Dataset):
             return Unreadable(str(path), str(error))
         if self.transform is not None:
             image = self.transform(image)
-        x = image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        return x, self.labels[index]
+        if self.keep_uint8:
+            return image, self.labels[index]
+        return to_input(image, self.mean, self.std), self.labels[index]
 
 
 def image_sizes(raw: Path, files: Sequence[str]) -> tuple[dict[str, tuple[int, int]], list[str]]:

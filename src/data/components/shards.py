@@ -77,3 +77,25 @@ def _parse(text: str, where: Any, fix: str) -> dict[str, Any]:
     if missing:
         raise UserInputError(f"{where} lacks {', '.join(missing)}. {fix}")
     return meta
+
+
+class ShardImages:
+    """The per-sample step of image shards (``shards.json`` has ``images``): a sample
+    ``(x uint8 (C, S, S), label)`` goes through ``pipeline`` (a ``transforms.v2``
+    pipeline, or None), then to float 0..1 and ``(x - mean) / std``; run by litdata's
+    ``StreamingDataset`` on each item it reads, so in the loader's workers."""
+
+    def __init__(self, pipeline: Any, mean: Any, std: Any) -> None:
+        import torch
+
+        self.pipeline = pipeline
+        self.mean = None if mean is None else torch.tensor(mean).view(-1, 1, 1)
+        self.std = None if std is None else torch.tensor(std).view(-1, 1, 1)
+
+    def __call__(self, item: Any) -> Any:
+        from src.data.components.image_files import to_input
+
+        x, *rest = item
+        if self.pipeline is not None:
+            x = self.pipeline(x)
+        return (to_input(x, self.mean, self.std), *rest)
