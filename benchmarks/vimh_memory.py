@@ -32,42 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from folder_memory import MIB, PeakRSS  # noqa: E402  (this folder is on sys.path)
+from folder_memory import MIB, PeakMemory, PeakRSS  # noqa: E402  (this folder is on sys.path)
 
 from src.vimh.format import INFO_FILE, record_dtype  # noqa: E402
 from src.vimh.generator import generate_vimh  # noqa: E402
 from src.vimh.plan import settings_from  # noqa: E402
-
-
-class PeakPSS(PeakRSS):
-    """The largest sum of proportional set sizes (a page shared by k processes counts 1/k
-    in each): what a process tree really holds, where summed RSS counts shared pages
-    once per process. ``parts``: each process's (pid, PSS, USS, shared) at that peak."""
-
-    parts: list[tuple[int, int, int, int]] = []
-
-    def run(self) -> None:
-        import psutil
-
-        me = psutil.Process(self.pid)
-        while not self.done.wait(0.05):
-            try:
-                parts, children = [self.sample(me)], me.children(recursive=True)
-            except psutil.Error:  # the process has ended
-                return
-            for child in children:
-                try:
-                    parts.append(self.sample(child))
-                except psutil.Error:
-                    pass
-            total = sum(pss for _, pss, _, _ in parts)
-            if total > self.peak:
-                self.peak, self.parts = total, parts
-
-    @staticmethod
-    def sample(process) -> tuple[int, int, int, int]:
-        full = process.memory_full_info()
-        return process.pid, full.pss, full.uss, full.shared
 
 
 def small_settings() -> dict:
@@ -125,7 +94,7 @@ def main() -> None:
             f"hydra.run.dir={Path(folder) / 'run'}",
         ]  # fmt: skip
         child = subprocess.Popen(command, cwd=ROOT)
-        monitor = (PeakPSS if args.pss else PeakRSS)(child.pid)
+        monitor = (PeakMemory if args.pss else PeakRSS)(child.pid)
         monitor.start()
         code = child.wait()
         monitor.done.set()
@@ -148,9 +117,10 @@ def main() -> None:
     kind = "PSS" if args.pss else "RSS"
     print(f"budget {budget / MIB:.0f} MiB; peak {kind} (train.py + {args.workers} workers) "
           f"{monitor.peak / MIB:.0f} MiB")  # fmt: skip
-    for pid, pss, uss, shared in getattr(monitor, "parts", []):
-        print(f"  pid {pid}: PSS {pss / MIB:.0f} MiB, private (USS) {uss / MIB:.0f} MiB, "
-              f"shared (RSS part) {shared / MIB:.0f} MiB")  # fmt: skip
+    for pid, part in getattr(monitor, "parts", {}).items():
+        private = part["Private_Clean"] + part["Private_Dirty"]
+        print(f"  pid {pid}: PSS {part['Pss'] / MIB:.0f} MiB, private (USS) {private / MIB:.0f} "
+              f"MiB, shared (RSS part) {(part['Rss'] - private) / MIB:.0f} MiB")  # fmt: skip
     print(f"data / budget: {in_memory / budget:.2f}x (on disk {on_disk / budget:.2f}x); "
           f"peak / budget: {monitor.peak / budget:.2f}")  # fmt: skip
     if monitor.peak > budget:
