@@ -89,18 +89,39 @@ def dataset_name(
     )
 
 
-def write_records(path: str | Path, records: Records) -> None:
-    """Write records; the label of column i gets ``param_id`` i."""
+def fill_records(rows: np.ndarray, records: Records) -> None:
+    """Set every field of ``rows`` (as many records of ``record_dtype``) from ``records``;
+    the label of column i gets ``param_id`` i."""
     images, labels, levels = records
     count, num_labels = labels.shape
-    rows = np.zeros(count, dtype=record_dtype(num_labels, int(np.prod(images.shape[1:]))))
     rows["channels"], rows["height"], rows["width"] = images.shape[1:]
     rows["spec_min_db"], rows["spec_max_db"] = levels[:, 0], levels[:, 1]
     rows["num_labels"] = num_labels
     rows["labels"][:, :, 0] = np.arange(num_labels)
     rows["labels"][:, :, 1] = labels
     rows["pixels"] = images.reshape(count, -1)
+
+
+def write_records(path: str | Path, records: Records) -> None:
+    """Write records (``fill_records``) to a new file."""
+    images, labels, _ = records
+    rows = np.zeros(
+        len(labels), dtype=record_dtype(labels.shape[1], int(np.prod(images.shape[1:])))
+    )
+    fill_records(rows, records)
     rows.tofile(path)
+
+
+def create_records(path: str | Path, count: int, dtype: np.dtype) -> None:
+    """A new file of ``count`` zeroed records, to fill in place (``open_records``)."""
+    with open(path, "xb") as file:
+        file.truncate(count * dtype.itemsize)
+
+
+def open_records(path: str | Path, dtype: np.dtype) -> np.memmap:
+    """The records of a file made by ``create_records``, writable in place: processes that
+    open it each fill their own records (``fill_records``), straight into the file."""
+    return np.memmap(path, dtype=dtype, mode="r+")
 
 
 def _first_bad(ok: np.ndarray) -> int | None:
@@ -251,4 +272,9 @@ def write_dataset(directory: str | Path, info: dict[str, Any], splits: dict[str,
     """Write both record files and the JSON into an existing, empty directory."""
     for split in SPLIT_FILES:
         write_records(Path(directory) / split, splits[split])
+    write_info(directory, info)
+
+
+def write_info(directory: str | Path, info: dict[str, Any]) -> None:
+    """Write the data set's JSON."""
     (Path(directory) / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")

@@ -1,8 +1,9 @@
 """Make a VIMH data set from its plan (``src.vimh.plan``), or find it already made.
 
-Notes are rendered in chunks of ``CHUNK``; ``workers`` processes render the
-chunks side by side. The parameters are drawn before any chunk is rendered, so
-the bytes do not depend on the number of workers (which is not a setting).
+The parameters are drawn and their label bytes encoded first; then
+``workers`` processes render the notes straight into the record files
+(``src.vimh.rendering``), so the bytes do not depend on the number of workers
+(which is not a setting).
 
 The directory's name says what it holds (``vimh.dataset_name``) and its JSON
 keeps the settings and their hash. Generating again with the same settings
@@ -15,63 +16,19 @@ data set under the real name.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from src.utils.errors import UserInputError
-from src.vimh.format import (
-    FORMAT_VERSION,
-    INFO_FILE,
-    Records,
-    encode_labels,
-    write_dataset,
-)
+from src.vimh.format import FORMAT_VERSION, INFO_FILE, SPLIT_FILES, encode_labels, write_info
 from src.vimh.plan import Plan, make_plan
+from src.vimh.rendering import Job, num_chunks, render_into, usable_workers
 from src.vimh.sampling import choose
-
-# notes rendered together: large enough to amortise the filter's per-step cost,
-# small enough that a chunk's audio and frames stay in the tens of MB
-CHUNK = 512
-# workers start by fork: they inherit the plan at once (forkserver and spawn re-import the
-# caller's main module first, seconds per worker) and run numpy only, never torch, so the
-# thread pools a training process may hold do not matter to them
-START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-def spectrogram_images(plan: Plan, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Images (notes, channels, H, W) uint8 and their (spec_min_db, spec_max_db) for one
-    value per note of every synthesizer parameter."""
-    sample_rate, height, width = (plan.preset[k] for k in ("sample_rate", "height", "width"))
-    audio = plan.synthesizer.render(params, sample_rate, plan.num_samples)
-    return plan.spectrogram.to_bytes(plan.spectrogram.power_db(audio, sample_rate, height, width))
-
-
-def usable_workers(workers: int | None, chunks: int) -> int:
-    """``workers`` processes, or one per core this process may use (``None``), never more
-    than there are chunks to render."""
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise UserInputError(
-            f"workers={workers!r}: give a whole number >= 1, or null (one per core)."
-        )
-    return max(1, min(workers, chunks))
-
-
-def render_chunks(plan: Plan, chunks: list[dict[str, np.ndarray]], workers: int) -> list[Any]:
-    """``spectrogram_images`` of every chunk, in order, in ``workers`` processes."""
-    if workers == 1:
-        return [spectrogram_images(plan, chunk) for chunk in chunks]
-    context = multiprocessing.get_context(START_METHOD)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(spectrogram_images, [plan] * len(chunks), chunks))
 
 
 def readable_mapping(spec: dict[str, float]) -> dict[str, Any]:
@@ -85,29 +42,21 @@ def readable_mapping(spec: dict[str, float]) -> dict[str, Any]:
     return {**spec, "step": byte_width, "continuous": True}
 
 
-def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[str, Records]]:
-    """Draw the parameters, synthesize and image every note: (JSON info, train and test)."""
-    settings, preset = plan.settings, plan.preset
-    size, height, width = settings["size"], preset["height"], preset["width"]
-    values = choose(plan.varying, size, settings["seed"], settings.get("sampling", "random"))
-    params = {**values, **{name: np.full(size, v) for name, v in plan.fixed.items()}}
-    images = np.empty((size, plan.spectrogram.channels, height, width), np.uint8)
-    levels = np.empty((size, 2), np.float32)
-    starts = range(0, size, CHUNK)
-    chunks = [{name: v[start : start + CHUNK] for name, v in params.items()} for start in starts]
-    rendered = render_chunks(plan, chunks, usable_workers(workers, len(chunks)))
-    for start, (chunk_images, chunk_levels) in zip(starts, rendered, strict=True):
-        images[start : start + CHUNK], levels[start : start + CHUNK] = chunk_images, chunk_levels
-    labels = np.stack(
-        [encode_labels(values[n], s["min"], s["max"]) for n, s in plan.varying.items()], axis=1
-    )
+def split_sizes(settings: dict[str, Any]) -> tuple[int, int]:
+    """(train, test) samples: the test fraction, at least one of each."""
+    size = settings["size"]
     num_test = min(max(round(size * settings["test_fraction"]), 1), size - 1)
-    num_train = size - num_test
-    info = {
+    return size - num_test, num_test
+
+
+def describe(plan: Plan) -> dict[str, Any]:
+    """The data set's JSON."""
+    preset, (num_train, num_test) = plan.preset, split_sizes(plan.settings)
+    return {
         "format": "VIMH",
         "version": FORMAT_VERSION,
-        "height": height,
-        "width": width,
+        "height": preset["height"],
+        "width": preset["width"],
         "channels": plan.spectrogram.channels,
         "varying_parameters": len(plan.varying),
         "parameter_names": list(plan.varying),
@@ -123,16 +72,28 @@ def render(plan: Plan, workers: int | None = 1) -> tuple[dict[str, Any], dict[st
         "duration": preset["duration"],
         "synth": preset["name"],
         "synthesizer": preset["synthesizer"],
-        "spectrogram": plan.spectrogram.describe(plan.num_samples, width),
+        "spectrogram": plan.spectrogram.describe(plan.num_samples, preset["width"]),
         "image_layout": "rows: frequency (row 0 lowest); columns: time",
         "settings_hash": plan.settings_hash,
-        "generation_settings": settings,
+        "generation_settings": plan.settings,
     }
-    splits = {
-        "train": Records(images[:num_train], labels[:num_train], levels[:num_train]),
-        "test": Records(images[num_train:], labels[num_train:], levels[num_train:]),
-    }
-    return info, splits
+
+
+def write_into(directory: Path, plan: Plan, workers: int) -> dict[str, Any]:
+    """Draw the parameters, render every note into the record files and write the JSON,
+    in the existing empty ``directory``, with ``workers`` processes. Returns the JSON."""
+    settings = plan.settings
+    size = settings["size"]
+    values = choose(plan.varying, size, settings["seed"], settings.get("sampling", "random"))
+    labels = np.stack(
+        [encode_labels(values[n], s["min"], s["max"]) for n, s in plan.varying.items()], axis=1
+    )
+    params = {**values, **{name: np.full(size, v) for name, v in plan.fixed.items()}}
+    paths = tuple(directory / split for split in SPLIT_FILES)
+    render_into(Job(plan, params, labels, paths, split_sizes(settings)), workers)
+    info = describe(plan)
+    write_info(directory, info)
+    return info
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -178,12 +139,14 @@ def generate_vimh(
 ) -> Path:
     """Make ``parent_dir/<name>`` from the settings, unless it exists with these settings.
 
-    ``workers``: processes that render notes side by side (``None``: one per core).
+    ``workers``: processes that render notes side by side, this one included (``None``:
+    one per core).
 
     Returns the data set's directory. Raises ``UserInputError`` when a
     directory of that name holds something else and ``overwrite`` is false.
     """
     plan = make_plan(settings)
+    workers = usable_workers(workers, num_chunks(plan.settings["size"]))
     target = Path(parent_dir) / plan.name
     if target.exists():
         if _stored_settings(target)[0] == plan.settings_hash:
@@ -194,11 +157,10 @@ def generate_vimh(
                 f"{target} exists but {_clash(target, plan)}. Pass overwrite=true to replace "
                 "it, or choose another directory (paths.data_dir=...)."
             )
-    info, splits = render(plan, workers)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", suffix=".partial", dir=target.parent))
     try:
-        write_dataset(staging, info, splits)
+        info = write_into(staging, plan, workers)
         _move_into_place(staging, target, plan, overwrite)
     finally:
         if staging.exists():

@@ -16,8 +16,9 @@ from src.utils.errors import UserInputError
 from src.vimh import generator as vimh_generator
 from src.vimh.format import INFO_FILE, read_dataset
 from src.vimh.generate import generate
-from src.vimh.generator import generate_vimh, spectrogram_images
+from src.vimh.generator import generate_vimh
 from src.vimh.plan import Plan, make_plan, settings_from
+from src.vimh.rendering import spectrogram_images
 from tests.conftest import CONFIGS, run_cli
 
 PRESETS = sorted(p.stem for p in (Path(CONFIGS) / "synth").glob("*.yaml"))
@@ -56,17 +57,6 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert (info["train_samples"], info["test_samples"]) == (38, 10)  # test_fraction 0.2
 
 
-def test_workers_render_the_same_bytes(tmp_path: Path) -> None:
-    # three chunks, so two workers each render some and the order must be kept
-    size = 2 * vimh_generator.CHUNK + 40
-    alone = generate_vimh(settings("seed=3", size=size), tmp_path / "one", workers=1)
-    shared = generate_vimh(settings("seed=3", size=size), tmp_path / "two", workers=2)
-    for name in ("train", "test", INFO_FILE):
-        assert (alone / name).read_bytes() == (shared / name).read_bytes(), name
-    with pytest.raises(UserInputError, match="workers=0"):
-        generate_vimh(settings("seed=4"), tmp_path / "three", workers=0)
-
-
 def test_regenerating_with_the_same_settings_is_a_no_op(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -97,13 +87,15 @@ def test_other_settings_clash_unless_overwrite(tmp_path: Path) -> None:
 def test_an_interrupted_generation_leaves_no_data_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = vimh_generator.write_dataset
+    def stop_before_the_rename(staging: Path, *_: object) -> None:
+        info, files = read_dataset(staging)  # the staging directory holds the whole data set
+        assert (
+            len(files["train"].images) + len(files["test"].images)
+            == info["generation_settings"]["size"]
+        )
+        raise KeyboardInterrupt
 
-    def write_then_stop(directory: Path, info: dict, splits: dict) -> None:
-        real_write(directory, info, splits)
-        raise KeyboardInterrupt  # stopped after writing, before the rename
-
-    monkeypatch.setattr(vimh_generator, "write_dataset", write_then_stop)
+    monkeypatch.setattr(vimh_generator, "_move_into_place", stop_before_the_rename)
     with pytest.raises(KeyboardInterrupt):
         generate_vimh(settings(), tmp_path)
     assert list(tmp_path.iterdir()) == []
