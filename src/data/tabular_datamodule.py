@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from src.data.components.memmap_loader import memmap_loader
+from src.data.components.memmap_loader import MemmapMode
 from src.data.components.splits import SPLITS, Split, numbered_in_turn
 from src.data.components.table_cache import DROPPED, memmap_splits
 from src.data.components.tables import check_columns, numeric_columns, read_table
@@ -20,7 +20,7 @@ from src.utils.logging_utils import RankedLogger
 log = RankedLogger(__name__)
 
 
-class TabularDataModule(RegressionDataModule):
+class TabularDataModule(MemmapMode, RegressionDataModule):
     """Feature columns in, target columns out, one sample per row.
 
     The rows are split at random (``train_val_test_split``, seeded by
@@ -82,37 +82,16 @@ class TabularDataModule(RegressionDataModule):
         self.cache_dir = cache_dir
         self.datasets: dict[str, Any] = {}  # the cached splits (in_memory=False)
 
-    # -- in_memory=False: the splits read from a cache in place ------------------------
+    # -- in_memory=False: the splits read from a cache in place (MemmapMode) -----------
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.in_memory:
-            super().setup(stage)
-        elif not self.datasets:
-            self.datasets, self.split_indices, self.indexed = memmap_splits(self)
-
-    def _loader(self, split: str, shuffle: bool) -> Any:
-        if self.in_memory:
-            return super()._loader(split, shuffle)
-        self.setup()
-        return memmap_loader(self, split, shuffle)
+    def memmap_splits(self) -> tuple[dict[str, Any], Any, Any]:
+        return memmap_splits(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         if self.datasets:  # standardised with statistics fitted to today's rows: redo
             self.datasets = {}
             self.setup()
-
-    @property
-    def data_train(self) -> Any:
-        return super().data_train if self.in_memory else self.datasets.get("train")
-
-    @property
-    def data_val(self) -> Any:
-        return super().data_val if self.in_memory else self.datasets.get("val")
-
-    @property
-    def data_test(self) -> Any:
-        return super().data_test if self.in_memory else self.datasets.get("test")
 
     unit = "rows"  # in messages
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from src.data.components.memmap_loader import memmap_loader
+from src.data.components.memmap_loader import MemmapMode
 from src.data.components.splits import Split
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.utils.errors import UserInputError
@@ -55,7 +55,7 @@ def as_tensors(records: Records) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     )
 
 
-class VIMHDataModule(InMemoryDataModule):
+class VIMHDataModule(MemmapMode, InMemoryDataModule):
     """A VIMH data set directory, held in memory; see the module docstring for batches.
 
     Args:
@@ -108,37 +108,8 @@ class VIMHDataModule(InMemoryDataModule):
         self.datasets: dict[str, Any] = {}  # the memmap splits (in_memory=False)
         self._info: dict[str, Any] | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.in_memory:
-            super().setup(stage)
-        elif not self.datasets:
-            self.datasets, self.split_indices, self.indexed = memmap_datasets(self)
-
-    def _loader(self, split: str, shuffle: bool) -> Any:
-        if self.in_memory:
-            return super()._loader(split, shuffle)
-        self.setup()
-        return memmap_loader(self, split, shuffle)
-
-    @property
-    def data_train(self) -> Any:
-        return (
-            InMemoryDataModule.data_train.fget(self)
-            if self.in_memory
-            else self.datasets.get("train")
-        )
-
-    @property
-    def data_val(self) -> Any:
-        return (
-            InMemoryDataModule.data_val.fget(self) if self.in_memory else self.datasets.get("val")
-        )
-
-    @property
-    def data_test(self) -> Any:
-        return (
-            InMemoryDataModule.data_test.fget(self) if self.in_memory else self.datasets.get("test")
-        )
+    def memmap_splits(self) -> tuple[dict[str, Any], Any, Any]:
+        return memmap_datasets(self)
 
     @property
     def source(self) -> str:

@@ -78,3 +78,41 @@ def memmap_loader(dm: Any, split: str, shuffle: bool) -> DataLoader:
         data, batch_sampler=batches, collate_fn=keep_batch, num_workers=workers,
         pin_memory=bool(dm.pin_memory), persistent_workers=bool(dm.persistent_workers) and workers > 0,
     ), trainer)  # fmt: skip
+
+
+class MemmapMode:
+    """``data.in_memory=false`` for a data module built on ``InMemoryDataModule``: its
+    splits read from files in place (``datasets``), loaded by ``memmap_loader``; with
+    ``in_memory=True`` everything is the in-memory module's own. Put it first among the
+    bases; the module sets ``in_memory`` and ``datasets = {}`` and provides
+    ``memmap_splits() -> (datasets, split_indices, indexed)``."""
+
+    in_memory: bool
+    datasets: dict[str, Any]
+
+    def memmap_splits(self) -> tuple[dict[str, Any], Any, Any]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.in_memory:
+            super().setup(stage)
+        elif not self.datasets:
+            self.datasets, self.split_indices, self.indexed = self.memmap_splits()
+
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        if self.in_memory:
+            return super()._loader(split, shuffle)
+        self.setup()
+        return memmap_loader(self, split, shuffle)
+
+    @property
+    def data_train(self) -> Any:
+        return super().data_train if self.in_memory else self.datasets.get("train")
+
+    @property
+    def data_val(self) -> Any:
+        return super().data_val if self.in_memory else self.datasets.get("val")
+
+    @property
+    def data_test(self) -> Any:
+        return super().data_test if self.in_memory else self.datasets.get("test")
