@@ -29,7 +29,7 @@ BENCHMARKS = {
     "epoch": ["benchmarks/epoch_speed.py", "--repeats", "3"],
     "scaling": ["benchmarks/scaling.py", "--sizes", "5000,70000,220000"],
     "loader": ["benchmarks/loader_speed.py", "--epochs", "3"],
-    "folders": ["benchmarks/folder_loading.py", "--epochs", "2"],
+    "folders": ["benchmarks/folder_loading.py", "--rounds", "5", "--epochs", "2"],
     "memory": ["benchmarks/folder_memory.py"],  # 4.6 GiB as float32, 3x the budget
     "sweep": ["benchmarks/sweep_overhead.py", "--trials", "6"],
     "vimh": [
