@@ -48,13 +48,13 @@ train: .venv/.synced ## Train the default experiment (digits, MLP); add ARGS="..
 eval: .venv/.synced ## Evaluate a training run: make eval RUN=logs/train/runs/<run>
 	$(UVRUN) python src/eval.py run_dir=$(RUN) $(ARGS)
 
-test: .venv/.synced ## Run the fast tests (not marked slow)
+test: .venv/.synced graphviz ## Run the fast tests (not marked slow; installs Graphviz's dot if missing)
 	$(PYTEST) -m "not slow"
 
-test-all: .venv/.synced ## Run every test, the slow ones too
+test-all: .venv/.synced graphviz ## Run every test, the slow ones too
 	$(PYTEST)
 
-test-slow: .venv/.synced ## Run only the slow tests (CI runs them after the fast ones)
+test-slow: .venv/.synced graphviz ## Run only the slow tests (CI runs them after the fast ones)
 	$(PYTEST) -m slow
 
 notebook: .venv/.synced ## JupyterLab on notebooks/ (inspect_runs, inspect_model): http://127.0.0.1:8888
