@@ -4,9 +4,10 @@ torchvision.datasets.ImageFolder + DataLoader, same transforms, workers, net and
 
     uv run --frozen python benchmarks/folder_loading.py [--rounds 5] [--epochs 2] [--workers 2]
 
-One epoch over the digits takes about a second, and a single pair of runs spreads
+One epoch over the 1,797 digits takes under a second, and a single pair of runs spreads
 +-20% on the 2-core machines (the main process and the loader workers share two
-cores), so the script runs ``--rounds`` pairs, alternating which side goes first
+cores), so each digit is written ``--copies`` times (default 4: 7,188 PNGs, ~3.5 s an
+epoch) and the script runs ``--rounds`` pairs, alternating which side goes first
 (ABBA), each side with its own workers, one warm-up epoch and ``--epochs`` timed ones, of
 which the fastest counts (a busy moment slows one epoch, never speeds it up). Prints
 every pair's rates and ratio and the median of the pairs' ratios (template /
