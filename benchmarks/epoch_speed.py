@@ -19,12 +19,12 @@ scaled to 28x28):
   once with ``torch.optim.Adam``'s defaults and once with the optimizer settings
   the template ships (``configs/model/optimizer/adam.yaml``).
 
-The contenders alternate run by run (a drift in the machine's load touches all);
-each run trains ``EPOCHS`` epochs and counts the fastest of all but the first
-(warm-up: first-touch memory, lazy initialisation); the fastest over
-``--repeats`` runs is compared (on a shared machine other work only ever adds
-time, so the best epoch is the closest to a contender's own cost; the medians
-are printed too). Then the start-up cost: what ``python src/train.py
+Each of ``--repeats`` rounds runs every contender once, back to back (a drift in
+the machine's load touches all); each run trains ``EPOCHS`` epochs and counts the
+fastest of all but the first (warm-up: first-touch memory, lazy initialisation).
+A round's ratios compare runs made under the same load: the median of the
+rounds' ratios is the figure recorded, printed with its spread and beside the
+ratio of each contender's best run. Then the start-up cost: what ``python src/train.py
 debug=fdr`` takes after ``import lightning`` in the same process (Hydra, the
 template's code, one batch of fit, validation and test), against the same for a
 bare Lightning script doing that fast_dev_run.
@@ -304,7 +304,7 @@ def startup(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each (the best counts)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each contender")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--skip-startup", action="store_true", help="only the epoch benchmark")
     parser.add_argument("--plain", nargs=3, help=argparse.SUPPRESS)  # the plain loop's process
@@ -348,6 +348,13 @@ def main() -> None:
             runs["plain_same"].append(plain_in_own_process(tensors_file, same, args.device))
 
     t, b, bd, p, s = (min(v) for v in runs.values())
+    # each repeat runs every contender back to back: the ratio within a repeat compares
+    # runs under the same load; their median is the figure that counts (on these shared
+    # 2-core machines one contender's runs spread by up to 50% between repeats)
+    pair_bare = [x / y for x, y in zip(runs["template"], runs["bare"], strict=True)]
+    pair_plain = [x / y for x, y in zip(runs["template"], runs["plain_same"], strict=True)]
+    pair_default = [x / y for x, y in zip(runs["template"], runs["plain"], strict=True)]
+    pair_floor = [x / y for x, y in zip(runs["bare"], runs["plain_same"], strict=True)]
     print(
         f"device: {args.device}, threads: {torch.get_num_threads()}, repeats: {args.repeats}, "
         f"epochs per run: {EPOCHS} (the first not counted), load after: {os.getloadavg()[0]:.2f}"
@@ -358,19 +365,20 @@ def main() -> None:
     print(f"  bare LightningModule, default    {bd:.3f} s  (runs: {fmt(runs['bare_default'])})")
     print(f"  plain loop, default Adam         {p:.3f} s  (runs: {fmt(runs['plain'])})")
     print(f"  plain loop, template's Adam {same}  {s:.3f} s  (runs: {fmt(runs['plain_same'])})")
-    print(f"ratio template / bare Lightning (same optimizer): {t / b:.3f}x (target 1.05x)")
-    print(f"ratio template / plain (template's Adam): {t / s:.3f}x (target 1.15x)")
-    print(f"ratio template / plain (default Adam): {t / p:.3f}x")
-    print(f"ratio bare Lightning / plain: {b / s:.3f}x same Adam, {bd / p:.3f}x default Adam "
-          "(Lightning's own floor)")  # fmt: skip
-    mt, mb, _, _, ms = (statistics.median(v) for v in runs.values())
-    print(f"the same ratios of the medians: template / bare {mt / mb:.3f}x, "
-          f"template / plain (template's Adam) {mt / ms:.3f}x")  # fmt: skip
-    record("epoch: template / bare LightningModule", t / b, "x", "bare Lightning, same Adam",
-           "<= 1.05x", t / b <= 1.05)  # fmt: skip
-    record("epoch: template / plain loop, same optimizer", t / s, "x",
-           "plain loop, template's Adam", "<= 1.15x", t / s <= 1.15)  # fmt: skip
-    record("epoch: template / plain loop, default Adam", t / p, "x", "plain loop, default Adam",
+    print("ratios, median of the repeats' own ratios (spread), then of each side's best run:")
+    print(f"  template / bare Lightning (same optimizer): {ratio(pair_bare)}; best {t / b:.3f}x "
+          "(target 1.05x)")  # fmt: skip
+    print(f"  template / plain (template's Adam): {ratio(pair_plain)}; best {t / s:.3f}x "
+          "(target 1.15x)")  # fmt: skip
+    print(f"  template / plain (default Adam): {ratio(pair_default)}; best {t / p:.3f}x")
+    print(f"  bare Lightning / plain (same Adam, Lightning's own floor): {ratio(pair_floor)}; "
+          f"best {b / s:.3f}x")  # fmt: skip
+    tb, tp, td = (statistics.median(v) for v in (pair_bare, pair_plain, pair_default))
+    record("epoch: template / bare LightningModule", tb, "x", "bare Lightning, same Adam",
+           "<= 1.05x", tb <= 1.05)  # fmt: skip
+    record("epoch: template / plain loop, same optimizer", tp, "x",
+           "plain loop, template's Adam", "<= 1.15x", tp <= 1.15)  # fmt: skip
+    record("epoch: template / plain loop, default Adam", td, "x", "plain loop, default Adam",
            "-", None)  # fmt: skip
     if not args.skip_startup:
         startup(args.repeats)
@@ -378,6 +386,10 @@ def main() -> None:
 
 def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.3f}" for v in values)
+
+
+def ratio(pairs: list[float]) -> str:
+    return f"{statistics.median(pairs):.3f}x ({min(pairs):.3f}-{max(pairs):.3f})"
 
 
 if __name__ == "__main__":

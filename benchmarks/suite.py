@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> the benchmark's command line (each figure in the table is one of its lines)
 BENCHMARKS = {
-    "epoch": ["benchmarks/epoch_speed.py", "--repeats", "3"],
+    "epoch": ["benchmarks/epoch_speed.py", "--repeats", "5"],
     "scaling": ["benchmarks/scaling.py", "--sizes", "5000,70000,220000"],
     "loader": ["benchmarks/loader_speed.py", "--epochs", "3"],
     "folders": ["benchmarks/folder_loading.py", "--rounds", "5", "--epochs", "2"],
