@@ -33,7 +33,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Test the checkpoint ``cfg.ckpt_path``. Returns (metrics, objects)."""
     run = TrainingRun.of(cfg, "evaluate")
     run.adopt(cfg)  # the run's data and model (with run_dir=), and its checkpoint
-    log.info(f"Evaluating {cfg.ckpt_path} with the data and model of {run.name}")
+    source = f"of run {run.run_dir}" if run.run_dir else "configured here (ckpt_path= alone)"
+    log.info(f"Evaluating {cfg.ckpt_path} with the data and model {source}")
     objects = instantiate_run(cfg)
     check_checkpoint_fits(cfg.ckpt_path, objects["model"])
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, objects["trainer"])
