@@ -9,6 +9,7 @@ the training overrides.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import rootutils
@@ -41,9 +42,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if objects["logger"]:
         log_hyperparameters(objects)
     log.info("Starting testing!")
-    objects["trainer"].test(
-        model=objects["model"], datamodule=objects["datamodule"], ckpt_path=cfg.ckpt_path
-    )
+    with warnings.catch_warnings():  # testing restores the weights: the training callbacks
+        # (checkpointing, early stopping) that Lightning asks for have nothing to do here
+        warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint")
+        objects["trainer"].test(
+            model=objects["model"], datamodule=objects["datamodule"], ckpt_path=cfg.ckpt_path
+        )
     return dict(objects["trainer"].callback_metrics), objects
 
 

@@ -73,6 +73,8 @@ def test_eval_from_run_dir_rebuilds_the_model(cnn_run, tmp_path: Path) -> None:
     # the run's best checkpoint, evaluated with its own data and model config
     assert test_metrics(done.stdout) == pytest.approx(trained, abs=1e-4)
     assert f"with the data and model of run {run_dir}" in done.stdout + done.stderr
+    # no advice to add training callbacks (checkpointing, early stopping) to a test
+    assert "callbacks used to create the checkpoint" not in done.stdout + done.stderr
 
 
 def test_eval_from_ckpt_path(cnn_run, tmp_path: Path) -> None:
