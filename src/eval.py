@@ -9,6 +9,7 @@ the training overrides.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import rootutils
@@ -33,16 +34,20 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Test the checkpoint ``cfg.ckpt_path``. Returns (metrics, objects)."""
     run = TrainingRun.of(cfg, "evaluate")
     run.adopt(cfg)  # the run's data and model (with run_dir=), and its checkpoint
-    log.info(f"Evaluating {cfg.ckpt_path} with the data and model of {run.name}")
+    source = f"of run {run.run_dir}" if run.run_dir else "configured here (ckpt_path= alone)"
+    log.info(f"Evaluating {cfg.ckpt_path} with the data and model {source}")
     objects = instantiate_run(cfg)
     check_checkpoint_fits(cfg.ckpt_path, objects["model"])
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, objects["trainer"])
     if objects["logger"]:
         log_hyperparameters(objects)
     log.info("Starting testing!")
-    objects["trainer"].test(
-        model=objects["model"], datamodule=objects["datamodule"], ckpt_path=cfg.ckpt_path
-    )
+    with warnings.catch_warnings():  # testing restores the weights: the training callbacks
+        # (checkpointing, early stopping) that Lightning asks for have nothing to do here
+        warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint")
+        objects["trainer"].test(
+            model=objects["model"], datamodule=objects["datamodule"], ckpt_path=cfg.ckpt_path
+        )
     return dict(objects["trainer"].callback_metrics), objects
 
 

@@ -25,7 +25,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     import lightning as L
 
     from src.utils.batchnorm import fit_batches_to_batchnorm
-    from src.utils.checkpoints import check_checkpoint_fits
+    from src.utils.checkpoints import check_checkpoint_fits, check_training_left
     from src.utils.cpu import use_cpu_wisely
     from src.utils.instantiators import instantiate_run
     from src.utils.logging_utils import log_hyperparameters
@@ -51,6 +51,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     write_splits(cfg.paths.output_dir, datamodule)  # <run>/splits.json: the samples of each split
     if cfg.get("ckpt_path"):
         check_checkpoint_fits(cfg.ckpt_path, model)
+        if cfg.get("train"):  # a resume that has nothing left to train says so
+            check_training_left(cfg.ckpt_path, cfg.trainer)
     if objects["logger"]:
         log.info("Logging hyperparameters!")
         log_hyperparameters(objects)

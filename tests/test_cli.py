@@ -72,6 +72,9 @@ def test_eval_from_run_dir_rebuilds_the_model(cnn_run, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     # the run's best checkpoint, evaluated with its own data and model config
     assert test_metrics(done.stdout) == pytest.approx(trained, abs=1e-4)
+    assert f"with the data and model of run {run_dir}" in done.stdout + done.stderr
+    # no advice to add training callbacks (checkpointing, early stopping) to a test
+    assert "callbacks used to create the checkpoint" not in done.stdout + done.stderr
 
 
 def test_eval_from_ckpt_path(cnn_run, tmp_path: Path) -> None:
@@ -80,6 +83,9 @@ def test_eval_from_ckpt_path(cnn_run, tmp_path: Path) -> None:
     done = run_cli("eval.py", f"ckpt_path={best}", "model=cnn", f"paths.log_dir={tmp_path}", *QUIET)
     assert done.returncode == 0, done.stderr[-3000:]
     assert test_metrics(done.stdout) == pytest.approx(trained, abs=1e-4)
+    # the log says whose data and model: the ones configured here, not the checkpoint's
+    said = done.stdout + done.stderr
+    assert f"Evaluating {best} with the data and model configured here" in said
 
 
 def assert_clear_failure(done, *phrases: str) -> None:

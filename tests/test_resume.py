@@ -197,3 +197,25 @@ def test_stopped_mid_epoch_resumes_bitwise_equal(
     assert sorted(resumed) == sorted(straight)
     for key, value in straight.items():
         assert torch.equal(resumed[key], value), key
+
+
+def test_resuming_a_finished_run_says_nothing_is_left_to_train(tmp_path: Path) -> None:
+    """A run that reached max_epochs, resumed with the same max_epochs, stops before
+    training with the limit to raise (Lightning alone would train nothing and the run
+    would end on a validation metric it never logged); one more epoch resumes and trains."""
+    from src.utils.errors import UserInputError
+
+    first = tmp_path / "first"
+    metrics, _ = train(compose_config("train.yaml", [*QUICK, "trainer.max_epochs=2"], first))
+    assert metrics["val/acc_best"] > 0.5  # it learned: ten classes, chance is 0.1
+    last = first / "checkpoints" / "last.ckpt"
+    again = tmp_path / "again"
+    cfg = compose_config("train.yaml", [*QUICK, "trainer.max_epochs=2", f"ckpt_path={last}"], again)
+    with pytest.raises(UserInputError, match=r"already trained 2 epochs and trainer.max_epochs=2"):
+        train(cfg)
+    assert not (again / "checkpoints").exists()  # stopped before any training
+    more = tmp_path / "more"
+    cfg = compose_config("train.yaml", [*QUICK, "trainer.max_epochs=3", f"ckpt_path={last}"], more)
+    train(cfg)
+    resumed = torch.load(more / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (resumed["epoch"], resumed["global_step"]) == (2, 18)  # one epoch of 6 batches more

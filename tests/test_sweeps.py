@@ -268,3 +268,43 @@ def test_tpe_search_on_digits_does_as_well_as_the_default(tmp_path: Path) -> Non
     assert states(study) == ["COMPLETE"] * 24
     assert [(t.params, t.value) for t in study.trials[:12]] == first
     assert study.best_value >= max(value for _, value in first)
+
+
+@pytest.mark.slow
+def test_readme_grid_runs_after_a_search_of_digits_optuna(tmp_path: Path) -> None:
+    """The README's grid line, run after the searches before it (digits_optuna searched
+    three optimizers): in its own study it runs the 4 points and says it adds 4; in
+    digits_optuna it stops before any trial, naming the key."""
+    from tests.test_readme import readme_commands
+
+    study = optuna.create_study(
+        study_name="digits_optuna",
+        storage=prepare_storage(f"sqlite:///{tmp_path}/optuna/optuna.db"),
+        direction="maximize",
+    )
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"model/optimizer": "adamw"},
+            distributions={"model/optimizer": CategoricalDistribution(["adam", "adamw", "sgd"])},
+            value=0.9,
+        )
+    )
+    (line,) = [c for c in readme_commands() if "hydra/sweeper/sampler=grid" in c]
+    words = line.split()[2:]  # after "python src/train.py"
+    assert "hydra.sweeper.study_name=digits_grid" in words
+    own = [w for w in words if not w.startswith("hydra.sweeper.study_name=")]
+    clash = run_cli("train.py", *[w.strip("'") for w in own], f"paths.log_dir={tmp_path}", *TINY)
+    assert clash.returncode == 1
+    assert "already searched model/optimizer over other values" in clash.stderr
+    grid = optuna.create_study(
+        study_name="digits_grid", storage=study._storage, direction="maximize"
+    )
+    grid.tell(grid.ask(), 0.5)  # one earlier trial (no parameters): "holds 1 trials"
+    done = run_cli("train.py", *[w.strip("'") for w in words], f"paths.log_dir={tmp_path}", *TINY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Study digits_grid holds 1 trials: adding 4." in done.stdout + done.stderr
+    grid = load_study(tmp_path, "digits_grid")
+    ran = [t for t in grid.trials if t.params]
+    points = {(t.params["model/optimizer"], t.params["data.batch_size"]) for t in ran}
+    assert points == {(o, b) for o in ("adam", "sgd") for b in (32, 64)}
+    assert [t.state.name for t in ran] == ["COMPLETE"] * 4

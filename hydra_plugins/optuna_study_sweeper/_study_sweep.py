@@ -134,9 +134,9 @@ class StudySweep:
         )
         self.opened = storage
         earlier = _storage.study_sizes(storage).get(self.study_name, 0) if self.study_name else 0
+        sampler = self.sampler(arguments, earlier)  # a grid caps n_trials at its points
         if earlier:
             log.info(f"Study {self.study_name} holds {earlier} trials: adding {self.n_trials}.")
-        sampler = self.sampler(arguments, earlier)
         study = optuna.create_study(
             storage=storage,
             sampler=sampler,

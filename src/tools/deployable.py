@@ -45,6 +45,7 @@ class Deployable(nn.Module):
     ) -> None:
         super().__init__()
         self.net, self.prepare, self.finish = net, prepare, finish
+        self.eval()  # inference only, the wrapper too: the exporter checks the outer module
 
     def forward(self, *inputs: Tensor) -> Any:
         outputs = self.net(*self.prepare(inputs))

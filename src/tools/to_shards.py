@@ -3,7 +3,9 @@
 
 Each split (train, val, test, as the data module serves them: the same split,
 normalisation and, for folders, decoding) becomes a litdata data set of chunked
-files under ``<output_dir>/<split>``, written by ``litdata.optimize``; then
+files under ``<output_dir>/<split>``, written by ``litdata.optimize`` (the training
+split in a random order of ``train_order_seed``: litdata shuffles only within windows
+of a chunk, and a folder's files come class by class); then
 ``<output_dir>/shards.json`` (``components.shards``). The output is written beside
 ``output_dir`` and renamed into place when complete, so a folder is a whole
 conversion or nothing. An existing ``output_dir`` is never changed: the same
@@ -39,7 +41,8 @@ def conversion_settings(cfg: DictConfig) -> dict[str, Any]:
     """What identifies a conversion: the data config (loader keys left out) and the chunking."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data = {key: value for key, value in data.items() if key not in LOADER_KEYS}
-    settings = {"data": data, "chunk_bytes": cfg.chunk_bytes, "compression": cfg.compression}
+    settings = {"data": data, "chunk_bytes": cfg.chunk_bytes, "compression": cfg.compression,
+                "train_order_seed": cfg.train_order_seed}  # fmt: skip
     return json.loads(json.dumps(settings))  # as shards.json holds it (tuples as lists)
 
 
@@ -59,7 +62,8 @@ def check_output(out: Path, settings: dict[str, Any]) -> bool:
     differ = sorted(
         {f"data.{k}" for k in set(saved["data"]) | set(settings["data"])
          if saved["data"].get(k) != settings["data"].get(k)}
-        | {k for k in ("chunk_bytes", "compression") if saved.get(k) != settings.get(k)}
+        | {k for k in ("chunk_bytes", "compression", "train_order_seed")
+           if saved.get(k) != settings.get(k)}
     )  # fmt: skip
     raise UserInputError(
         f"output_dir={out} holds shards converted with other settings (they differ in "
@@ -77,24 +81,38 @@ def shard_dataset(datamodule: Any, split: str) -> Any:
 
 
 class Samples:
-    """``optimize``'s function: the samples ``start..stop`` of a data set, one by one (a
-    whole range at once where the data set cuts batches, ``__getitems__``)."""
+    """``optimize``'s function: the samples at positions ``start..stop`` of ``order`` (None:
+    the data set's own order), one by one (a whole range at once where the data set cuts
+    batches, ``__getitems__``)."""
 
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: Any, order: list[int] | None = None) -> None:
+        self.dataset, self.order = dataset, order
 
     def __call__(self, part: tuple[int, int]) -> Any:
         start, stop = part
+        indices = range(start, stop) if self.order is None else self.order[start:stop]
         if hasattr(self.dataset, "__getitems__"):
-            batch = self.dataset.__getitems__(slice(start, stop))
+            batch = self.dataset.__getitems__(slice(start, stop) if self.order is None else indices)
             for i in range(stop - start):
                 yield tuple(t[i].clone() for t in batch)
             return
-        for i in range(start, stop):
+        for i in indices:
             yield tuple(self.dataset[i])
 
 
-def write_split(dataset: Any, folder: Path, cfg: DictConfig) -> int:
+def sample_order(size: int, seed: int | None) -> list[int] | None:
+    """The data set indices in the order they are written: a random permutation of
+    ``seed``, or None (the data set's own order)."""
+    import torch
+
+    if seed is None:
+        return None
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def write_split(dataset: Any, folder: Path, cfg: DictConfig, seed: int | None = None) -> int:
+    """Write ``dataset`` as litdata chunks into ``folder``, in a random order of ``seed``
+    (None: the data set's order)."""
     import logging
 
     import litdata
@@ -105,19 +123,27 @@ def write_split(dataset: Any, folder: Path, cfg: DictConfig) -> int:
     if size == 0:
         raise UserInputError(f"The {folder.name} split is empty: there is nothing to convert.")
     parts = [(start, min(start + BATCH, size)) for start in range(0, size, BATCH)]
+    order = sample_order(size, seed)
     # litdata's data processor sets a SIGINT handler that ends the process with os._exit(0)
     # and never puts the old one back: a later Ctrl-C in this process (a notebook, a test,
     # a training run) would exit silently with status 0 instead of stopping cleanly
     sigint = signal.getsignal(signal.SIGINT)
     try:
         litdata.optimize(
-            fn=Samples(dataset), inputs=parts, output_dir=str(folder), chunk_bytes=cfg.chunk_bytes,
+            fn=Samples(dataset, order), inputs=parts, output_dir=str(folder), chunk_bytes=cfg.chunk_bytes,
             compression=cfg.compression, num_workers=int(cfg.num_workers), start_method="fork",
             reorder_files=False, keep_data_ordered=True, verbose=False,
         )  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, sigint)
     return size
+
+
+def train_seed(cfg: DictConfig, split: str) -> int | None:
+    """The seed of the order the split is written in: the training split's is shuffled
+    (``train_order_seed``), since litdata shuffles only within windows of a chunk (256
+    samples) and a folder's files come class by class; val and test keep their order."""
+    return cfg.train_order_seed if split == "train" else None
 
 
 def convert(cfg: DictConfig) -> Path:
@@ -144,7 +170,10 @@ def convert(cfg: DictConfig) -> Path:
     datamodule.setup("fit")
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
-        sizes = {s: write_split(shard_dataset(datamodule, s), partial / s, cfg) for s in SPLITS}
+        sizes = {
+            s: write_split(shard_dataset(datamodule, s), partial / s, cfg, train_seed(cfg, s))
+            for s in SPLITS
+        }
         meta = {
             "settings": settings,
             "spec": json.loads(json.dumps(datamodule.spec)),  # tuples as lists

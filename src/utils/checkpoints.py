@@ -104,6 +104,34 @@ def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
         )
 
 
+def check_training_left(path: str | Path, trainer: DictConfig) -> None:
+    """Stop when resuming ``path`` would train nothing: it already holds
+    ``trainer.max_epochs`` epochs (or ``max_steps`` steps). Lightning would return at once
+    and the run would end on a missing validation metric instead of saying why."""
+    if str(path) in LIGHTNING_CKPT_KEYWORDS:
+        return
+    checkpoint = read_checkpoint(path)
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    epochs = progress.get("current", {}).get("processed")  # epochs whose training ended
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    steps = checkpoint.get("global_step")
+    if epochs is not None and max_epochs is not None and 0 <= max_epochs <= epochs:
+        done, key, limit = f"{epochs} epochs", "trainer.max_epochs", max_epochs
+        more = f"trainer.max_epochs={epochs + 10}"
+    elif steps is not None and max_steps is not None and 0 <= max_steps <= steps:
+        done, key, limit = f"{steps} steps", "trainer.max_steps", max_steps
+        more = f"trainer.max_steps={2 * steps}"
+    else:
+        return
+    run = Path(path).parent.parent
+    test = f"run_dir={run}" if (run / ".hydra").is_dir() else f"ckpt_path={path} <its data, model>"
+    raise UserInputError(
+        f"Checkpoint {path} has already trained {done} and {key}={limit}: resuming it "
+        f"would train nothing. To train on, raise the limit ({more}); to test it: "
+        f"python src/eval.py {test}."
+    )
+
+
 def run_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
     """The composed config a run saved in ``<run_dir>/.hydra/config.yaml``, after checking
     that it instantiates only allowed targets (``src.utils.trusted_targets``) unless

@@ -91,6 +91,7 @@ def test_an_image_folder_converts_decoded_as_for_evaluation(tmp_path: Path) -> N
 
     from src.data.components.folder_splits import make_splits
     from src.tools.example_folders import write_digit_images
+    from src.tools.to_shards import sample_order
 
     images = tmp_path / "images"
     write_digit_images(images, size=16, channels=3, per_class=6)
@@ -104,10 +105,12 @@ def test_an_image_folder_converts_decoded_as_for_evaluation(tmp_path: Path) -> N
     assert dm.spec == source.spec and dm.classes == source.classes == [str(d) for d in range(10)]
     source.setup()
     dm.setup()
-    stored = source.shard_dataset("train")[0]
+    # the training split is written in train_order_seed's order: its first sample is
+    first = sample_order(len(source.files["train"]), 0)[0]
+    stored = source.shard_dataset("train")[first]
     assert stored[0].dtype == torch.uint8 and tuple(stored[0].shape) == (3, 16, 16)
-    x, y = dm.data_train[0]  # by index: the source's order
-    want = source.make_dataset("test", source.files["train"])[0]  # eval pipeline, normalised
+    x, y = dm.data_train[0]  # by index: the order written
+    want = source.make_dataset("test", source.files["train"])[first]  # eval pipeline, normalised
     assert torch.equal(x, want[0]) and int(y) == int(want[1]) == int(stored[1])
     x, y = next(iter(dm.loader("test")))
     wx, wy = next(iter(source.loader("test", shuffle=False, workers=0)))

@@ -128,3 +128,29 @@ def test_a_run_from_augmented_shards_learns_and_eval_py_tests_it(
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert metric_of("test/acc", evaluated.stdout) == accuracy
     assert metric_of("test/loss", evaluated.stdout) == metric_of("test/loss", trained.stdout)
+
+
+def test_a_folder_larger_than_litdatas_shuffle_window_streams_its_classes_mixed(
+    tmp_path: Path,
+) -> None:
+    """A folder lists its files class by class, and litdata shuffles only within windows of
+    256 samples of a chunk: the conversion writes the training split in a seeded random
+    order, so the first 100 training samples of an epoch hold every class (written in the
+    folder's order they held the 2-3 classes of the window they came from)."""
+    write_digit_images(tmp_path / "images", size=8, channels=1, per_class=70)
+    make_splits(tmp_path / "images")
+    shards = convert(tmp_path / "shards", "data=image_folder", f"data.root={tmp_path / 'images'}",
+                     "data.image_size=8", "data.channels=1", "data.num_workers=0")  # fmt: skip
+    assert json.loads((shards / "shards.json").read_text())["sizes"]["train"] > 256
+    import hydra
+
+    cfg = compose_config(
+        "train.yaml",
+        ["data=streaming", f"data.input_dir={shards}", "data.image_size=8", "data.num_workers=0",
+         "data.shuffle_seed=7"],
+        tmp_path / "run",
+    )  # fmt: skip
+    labels = torch.cat(
+        [y for _, y in batches(hydra.utils.instantiate(cfg.data).train_dataloader())]
+    )
+    assert sorted(set(labels[:100].tolist())) == list(range(10)), labels[:100].tolist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,11 @@ def test_export_matches_pytorch(model: str, tmp_path: Path) -> None:
         [f"ckpt_path={best}", f"model={model}", "bench_repeats=3"],
         tmp_path / "export",
     )
-    _, result = export(export_cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, result = export(export_cfg)
+    # the net is exported in eval mode, so torch has no "training mode" warning to give
+    assert not [w for w in caught if "training mode" in str(w.message)]
     report = json.loads((tmp_path / "export" / "export_report.json").read_text())
     assert report == json.loads(json.dumps(result["report"]))
     assert (tmp_path / "export" / "model.onnx").stat().st_size > 1000
