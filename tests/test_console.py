@@ -40,6 +40,16 @@ def test_summary_table_sorts_by_the_optimized_metric_and_names_failures() -> Non
     assert rows[2].startswith("| 1 |")
 
 
+def test_summary_table_lists_pruned_jobs_after_the_finished_ones() -> None:
+    """A pruned trial's metrics are those of fewer epochs: below every finished job, even
+    with a better value, and said so (it ended cleanly, so it was shown "ok" before)."""
+    pruned = result(1, "0.1", 0.99) | {"status": "pruned", "pruned_after_epoch": 1}
+    results = [result(0, "0.001", 0.90), pruned, result(2, "-1", None, "ValueError: lr")]
+    rows = summary_table(results, [("val/acc_best", False)], 0).splitlines()
+    assert [row.split("|")[1].strip() for row in rows[2:]] == ["0", "1", "2"]
+    assert rows[2].endswith("| ok |") and rows[3].endswith("| pruned after epoch 1 |")
+
+
 def test_model_summary_has_no_flops_column_of_zeros(capsys) -> None:
     from src.callbacks.model_summary import ModelSummary
 

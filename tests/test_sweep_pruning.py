@@ -19,6 +19,7 @@ from optuna.trial import TrialState, create_trial
 from hydra_plugins.optuna_study_sweeper._space import SweepError, build_pruner
 from hydra_plugins.optuna_study_sweeper._trials import record
 from src.train import train
+from src.utils.multirun_summary import PRUNED_FILE, RESULT_FILE
 from tests.conftest import compose_config, run_cli
 
 TINY = [
@@ -93,6 +94,7 @@ def test_a_job_reports_to_its_trial_and_stops_when_pruned(
     assert reported.intermediate_values[0] == pytest.approx(float(metrics["val/acc_best"]))
     assert reported.user_attrs["pruned_at_epoch"] == 0
     assert reported.user_attrs["run_dir"] == str(tmp_path)
+    assert json.loads((tmp_path / PRUNED_FILE).read_text()) == {"epoch": 0}  # for the summary
     (mlflow_logger,) = objects["logger"]
     assert reported.user_attrs["mlflow_run_id"] == mlflow_logger.run_id  # the study links the run
 
@@ -130,12 +132,18 @@ def check_pruned_sweep(log_dir: Path) -> None:
     for trial in complete:  # every epoch reported; the last report is the trial's value
         assert list(trial.intermediate_values) == [0, 1, 2, 3]
         assert trial.intermediate_values[3] == trial.value
+        result = json.loads((Path(trial.user_attrs["run_dir"]) / RESULT_FILE).read_text())
+        assert result["status"] == "finished"
     for trial in pruned:  # stopped at the epoch the pruner judged, below the median there
         epoch = trial.user_attrs["pruned_at_epoch"]
         assert max(trial.intermediate_values) == epoch
         run_dir = Path(trial.user_attrs["run_dir"])
         status = json.loads((run_dir / "run_status.json").read_text())
         assert status["status"] == "finished"  # stopped as early stopping does, not crashed
+        # the end-of-multirun table lists it as pruned, below the finished jobs
+        assert json.loads((run_dir / RESULT_FILE).read_text())["status"] == "pruned"
+        summary = (run_dir.parent / "multirun_summary.md").read_text()
+        assert f"| pruned after epoch {epoch} |" in summary
         # Lightning's own checkpoint (callbacks=none) names the last epoch trained
         assert [p.name.split("-")[0] for p in run_dir.rglob("epoch=*.ckpt")] == [f"epoch={epoch}"]
     for trial in study.trials:

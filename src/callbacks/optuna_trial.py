@@ -6,7 +6,8 @@ environment variables (``hydra_plugins/optuna_study_sweeper/_trials.py``);
 config says. After every validation epoch the job reports ``optimized_metric`` to
 its trial and asks the study's pruner; a pruned trial stops training (as early
 stopping does: the run ends cleanly, checkpoints and status written) and is marked
-with the ``pruned_at_epoch`` user attribute, which the sweeper reads to record it PRUNED.
+with the ``pruned_at_epoch`` user attribute, which the sweeper reads to record it PRUNED;
+``pruned.json`` in the run directory says so to the multirun summary.
 
 Not optuna-integration's ``PyTorchLightningPruningCallback``: it raises
 ``TrialPruned`` from inside ``fit``, which the run records as a crash, and it
@@ -30,8 +31,10 @@ from hydra_plugins.optuna_study_sweeper._env import (
     STUDY_ENV,
     TRIAL_ENV,
 )
+from src.utils.atomic import write_json
 from src.utils.errors import MetricNotLoggedError, UserInputError
 from src.utils.logging_utils import RankedLogger
+from src.utils.multirun_summary import PRUNED_FILE
 
 log = RankedLogger(__name__)
 
@@ -133,5 +136,6 @@ class OptunaTrial(Callback):
         if prune:
             if trainer.global_rank == 0:
                 self.trial.set_user_attr(PRUNED_ATTR, epoch)
+                write_json(os.path.join(self.run_dir, PRUNED_FILE), {"epoch": epoch})
             log.info(f"Trial {self.number} pruned after epoch {epoch}.")
             trainer.should_stop = True

@@ -29,6 +29,9 @@ from src.utils.errors import user_error_in
 from src.utils.loggers import NOT_IN_NAME
 
 RESULT_FILE = "job_result.json"
+# left in its run directory by a job a sweep's pruner stopped ({"epoch": <last epoch trained>}):
+# it ended cleanly, as early stopping does, but its metrics are those of fewer epochs
+PRUNED_FILE = "pruned.json"
 # metrics where lower is better, when the sweeper does not say (hydra.sweeper.direction)
 LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error", "nll")
 
@@ -52,13 +55,17 @@ class MultirunSummary(Callback):
             return
         status_file = output_dir / "run_status.json"
         status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+        pruned_file = output_dir / PRUNED_FILE
+        pruned = json.loads(pruned_file.read_text()) if pruned_file.is_file() else None
         result = {
             "job": config.hydra.job.num,
             "overrides": list(job_return.overrides or []),
-            "status": "failed" if failed else "finished",
+            "status": "failed" if failed else "pruned" if pruned else "finished",
             "error": f"{type(error).__name__}: {error}" if failed else None,
             "metrics": status.get("metrics", {}),
         }
+        if pruned and not failed:
+            result["pruned_after_epoch"] = pruned["epoch"]
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
 
@@ -109,7 +116,8 @@ def optimized(config: DictConfig) -> list[tuple[str, bool]]:
 
 def summary_table(results: list[dict], objectives: list[tuple[str, bool]], extra: int) -> str:
     """A Markdown table: finished jobs best first (by the first optimized metric), then the
-    failed ones with their error."""
+    pruned ones (best first: their metrics are those of fewer epochs), then the failed ones
+    with their error."""
     names = [n for n, _ in objectives]
     # overrides every job shares (and where it writes) go above the table, not in each row
     common = set.intersection(*(set(r["overrides"]) for r in results))
@@ -126,9 +134,15 @@ def summary_table(results: list[dict], objectives: list[tuple[str, bool]], extra
 
     def key(result: dict) -> tuple:
         value = result["metrics"].get(names[0]) if names else None
-        if result["status"] != "finished" or value is None or not math.isfinite(value):
-            return (1, result["job"])
-        return (0, value if objectives[0][1] else -value)
+        group = {"finished": 0, "pruned": 1}.get(result["status"], 2)
+        if group == 2 or value is None or not math.isfinite(value):
+            return (2, result["job"])
+        return (group, value if objectives[0][1] else -value)
+
+    def status(result: dict) -> str:
+        if result["status"] == "pruned":
+            return f"pruned after epoch {result['pruned_after_epoch']}"
+        return "ok" if result["status"] == "finished" else f"FAILED: {result['error']}"
 
     kept = sorted(o for o in common if not o.startswith(NOT_IN_NAME))
     lines = [f"every job: {' '.join(kept)}", ""] if kept else []
@@ -138,7 +152,6 @@ def summary_table(results: list[dict], objectives: list[tuple[str, bool]], extra
     ]
     for r in sorted(results, key=key):
         cells = [f"{r['metrics'][c]:.4g}" if c in r["metrics"] else "" for c in columns]
-        status = "ok" if r["status"] == "finished" else f"FAILED: {r['error']}"
-        cells.append(status.replace("|", "/").replace("\n", " ")[:200])
+        cells.append(status(r).replace("|", "/").replace("\n", " ")[:200])
         lines.append(f"| {r['job']} | {shown[r['job']]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
