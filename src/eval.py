@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.utils.checkpoints import check_checkpoint_fits  # noqa: E402
+from src.utils.checkpoints import check_checkpoint_file, check_checkpoint_fits  # noqa: E402
 from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.instantiators import instantiate_run  # noqa: E402
 from src.utils.logging_utils import RankedLogger, log_hyperparameters  # noqa: E402
@@ -36,6 +36,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     run.adopt(cfg)  # the run's data and model (with run_dir=), and its checkpoint
     source = f"of run {run.run_dir}" if run.run_dir else "configured here (ckpt_path= alone)"
     log.info(f"Evaluating {cfg.ckpt_path} with the data and model {source}")
+    check_checkpoint_file(cfg.ckpt_path)
     objects = instantiate_run(cfg)
     check_checkpoint_fits(cfg.ckpt_path, objects["model"])
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, objects["trainer"])

@@ -25,7 +25,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     import lightning as L
 
     from src.utils.batchnorm import fit_batches_to_batchnorm
-    from src.utils.checkpoints import check_checkpoint_fits, check_training_left
+    from src.utils.checkpoints import (
+        check_checkpoint_file,
+        check_checkpoint_fits,
+        check_training_left,
+    )
     from src.utils.cpu import use_cpu_wisely
     from src.utils.instantiators import instantiate_run
     from src.utils.logging_utils import log_hyperparameters
@@ -41,6 +45,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
         with open_dict(cfg):
             cfg.ckpt_path = resolve_last(cfg)
+    if cfg.get("ckpt_path"):
+        check_checkpoint_file(cfg.ckpt_path)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

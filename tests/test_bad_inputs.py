@@ -31,6 +31,27 @@ def test_bad_run_settings_stop_before_any_work(tmp_path: Path, override: str, ex
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "splits.json").exists()
 
 
+@pytest.mark.parametrize("script", ["train", "eval"])
+def test_a_missing_checkpoint_stops_before_the_run_is_built(
+    tmp_path: Path, script: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped ckpt_path= is said before the data and model are set up (it was said
+    after them, ~8 s later with the default data)."""
+    import src.eval
+    import src.utils.instantiators as instantiators
+    from src.eval import evaluate
+
+    def built(cfg):
+        raise AssertionError("the data and model were built before the path was checked")
+
+    monkeypatch.setattr(instantiators, "instantiate_run", built)  # train.py imports it late
+    monkeypatch.setattr(src.eval, "instantiate_run", built)
+    missing = tmp_path / "nope.ckpt"
+    cfg = compose_config(f"{script}.yaml", [f"ckpt_path={missing}", "logger=none"], tmp_path)
+    with pytest.raises(UserInputError, match=f"Checkpoint {missing} does not exist"):
+        (train if script == "train" else evaluate)(cfg)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without GPU")
 def test_gpu_trainer_without_gpu_says_trainer_cpu(tmp_path: Path) -> None:
     cfg = compose_config("train.yaml", ["trainer=gpu", "logger=none"], tmp_path)

@@ -49,8 +49,11 @@ def load_weights_only(path: Path, what: str) -> Any:
         ) from None
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint safely (``weights_only=True``) or say why it cannot be."""
+def check_checkpoint_file(path: str | Path) -> None:
+    """Stop unless ``path`` is a file (or one of Lightning's checkpoint keywords): called
+    before the data and model are built, so a mistyped path costs no set-up."""
+    if str(path) in LIGHTNING_CKPT_KEYWORDS:
+        return
     path = Path(path)
     if not path.is_file():
         hint = " (it is a directory: pass run_dir=... to eval.py)" if path.is_dir() else ""
@@ -58,6 +61,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"Checkpoint {path} does not exist{hint}. Pass the path of a .ckpt file, "
             f"for example logs/train/runs/<run>/checkpoints/last.ckpt."
         )
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint safely (``weights_only=True``) or say why it cannot be."""
+    path = Path(path)
+    check_checkpoint_file(path)
     checkpoint = load_weights_only(path, "Checkpoint")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserInputError(
