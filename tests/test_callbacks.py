@@ -43,10 +43,12 @@ def test_lr_monitor_device_stats_throughput_and_gradients(tmp_path: Path) -> Non
 
 def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     titles: dict[str, list[str]] = {}
+    colours: dict[str, set[str]] = {}
 
     def keep_titles(trainer, name, figure):
         titles[name] = [figure.get_suptitle(), *(ax.get_title() for ax in figure.axes)]
         titles[name].append(" ".join(ax.get_ylabel() for ax in figure.axes))  # the colour bar's
+        colours[name] = {t.get_color() for t in figure.axes[0].texts}
         return log_figure(trainer, name, figure)
 
     for module in (confusion_matrix, sample_grid):
@@ -60,6 +62,7 @@ def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
         assert f"{best.name}, epoch {saved_at}" in " ".join(titles[name]), titles[name]
     assert "val, epoch 1" in titles["confusion_matrix_val"]  # the last epoch validated (0-based)
     assert "share of the true class" in titles["confusion_matrix_test"][-1]
+    assert colours["confusion_matrix_test"] == {"white", "black"}  # counts readable on dark cells
     figures = tmp_path / "figures"
     for name in ("confusion_matrix_val", "confusion_matrix_test", "samples_test"):
         with Image.open(figures / f"{name}.png") as image:

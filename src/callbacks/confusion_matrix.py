@@ -54,15 +54,19 @@ class ConfusionMatrix(Callback):
             if len(counts) <= 20:
                 axes.set_xticks(range(len(counts)))
                 axes.set_yticks(range(len(counts)))
-                for (row, col), value in zip(
+                for (row, col), value, rate in zip(
                     torch.cartesian_prod(
                         torch.arange(len(counts)), torch.arange(len(counts))
                     ).tolist(),
                     counts.flatten().tolist(),
+                    rates.flatten().tolist(),
                     strict=True,
                 ):
-                    if value:
-                        axes.text(col, row, str(value), ha="center", va="center", fontsize=7)
+                    if value:  # white on the dark cells
+                        colour = "white" if rate > 0.5 else "black"
+                        axes.text(
+                            col, row, value, ha="center", va="center", fontsize=7, color=colour
+                        )
             axes.set_xlabel("predicted class")
             axes.set_ylabel("true class (numbers: counts)" if len(counts) <= 20 else "true class")
             title = f"{stage} {head}".strip()
