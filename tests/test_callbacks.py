@@ -9,8 +9,10 @@ import torch
 from omegaconf import open_dict
 from PIL import Image
 
+from src.callbacks import confusion_matrix, sample_grid
 from src.callbacks.confusion_matrix import ConfusionMatrix
 from src.train import train
+from src.utils.figures import log_figure
 from tests.conftest import compose_config
 
 
@@ -39,8 +41,28 @@ def test_lr_monitor_device_stats_throughput_and_gradients(tmp_path: Path) -> Non
     assert all(float(r[norm_at]) > 0 for r in measured)
 
 
-def test_confusion_matrix_and_sample_grid(tmp_path: Path) -> None:
+def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
+    titles: dict[str, list[str]] = {}
+    colours: dict[str, set[str]] = {}
+
+    def keep_titles(trainer, name, figure):
+        titles[name] = [figure.get_suptitle(), *(ax.get_title() for ax in figure.axes)]
+        titles[name].append(" ".join(ax.get_ylabel() for ax in figure.axes))  # the colour bar's
+        colours[name] = {t.get_color() for t in figure.axes[0].texts}
+        return log_figure(trainer, name, figure)
+
+    for module in (confusion_matrix, sample_grid):
+        monkeypatch.setattr(module, "log_figure", keep_titles)
     run = run_with(tmp_path, "confusion_matrix", "sample_grid", extra=("logger=many_loggers",))
+    # the test figures name the checkpoint tested (the best one) and the epoch it was saved at,
+    # not the epoch count the trainer stopped at
+    best = Path(run["objects"]["trainer"].checkpoint_callback.best_model_path)
+    saved_at = torch.load(best, weights_only=True)["epoch"]
+    for name in ("confusion_matrix_test", "samples_test"):
+        assert f"{best.name}, epoch {saved_at}" in " ".join(titles[name]), titles[name]
+    assert "val, epoch 1" in titles["confusion_matrix_val"]  # the last epoch validated (0-based)
+    assert "share of the true class" in titles["confusion_matrix_test"][-1]
+    assert colours["confusion_matrix_test"] == {"white", "black"}  # counts readable on dark cells
     figures = tmp_path / "figures"
     for name in ("confusion_matrix_val", "confusion_matrix_test", "samples_test"):
         with Image.open(figures / f"{name}.png") as image:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,13 @@ def test_fraction_of_less_than_one_batch_runs_one(data_dirs, tmp_path, caplog) -
     )
     assert objects["trainer"].num_training_batches == 1
     assert "running 1 batch instead" in caplog.text
+    # the override the warning advises composes (trainer.limit_train_batches=1 without a
+    # + was refused: the key is not in the trainer config) and says the same without a warning
+    (advised,) = re.findall(r"\(set (\S+) to say so\)", caplog.text)
+    caplog.clear()
+    _, objects = debug_run("digits", "default", data_dirs, tmp_path / "advised", advised)
+    assert objects["trainer"].num_training_batches == 1
+    assert "running 1 batch instead" not in caplog.text
 
 
 def test_lht_model_name_and_keywords(data_dirs, tmp_path) -> None:  # noqa: F811

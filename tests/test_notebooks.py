@@ -12,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from src.utils import runs
+from src.utils.errors import UserInputError
 from tests.conftest import ROOT, run_cli, vimh_overrides
 
 QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null"]
@@ -49,6 +50,18 @@ def test_runs_table(log_dir: Path) -> None:
     assert trials["val/acc_best"].is_monotonic_decreasing
     history = runs.load_metrics(table["run_dir"].iloc[0])
     assert history["val/acc"].notna().sum() == 3  # one validation per epoch
+
+
+def test_learning_curves_of_runs_without_the_metric_say_so(log_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run_dirs = list(runs.list_runs(log_dir)["run_dir"])
+    ax = runs.plot_learning_curves(run_dirs, metric="val/acc")
+    assert len(ax.lines) == 3 and all(len(line.get_xdata()) >= 1 for line in ax.lines)
+    # classification runs never logged val/r2: an error naming it, not an empty plot
+    with pytest.raises(UserInputError, match="none of the 3 runs logged val/r2"):
+        runs.plot_learning_curves(run_dirs, metric="val/r2")
 
 
 def test_failed_run_is_marked_failed(tmp_path: Path) -> None:

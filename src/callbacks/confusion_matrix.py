@@ -7,12 +7,14 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from src.utils.figures import log_figure
+from src.utils.figures import log_figure, weights_shown
 
 
 class ConfusionMatrix(Callback):
     """Counts (true, predicted) pairs of every head over a validation or test epoch,
-    then draws them (rows: true class, columns: predicted; normalised per row).
+    then draws them (rows: true class, columns: predicted; colour: the share of the row,
+    numbers: counts when there are at most 20 classes). The title names the weights: the
+    epoch validated, or the checkpoint tested and its epoch.
 
     Works with any module whose ``class_predictions`` names its classification
     heads; a task without classes produces nothing. Files:
@@ -44,22 +46,31 @@ class ConfusionMatrix(Callback):
         for head, counts in self.counts.items():
             rates = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
             size = min(12.0, 2.0 + 0.4 * len(counts))
-            figure, axes = plt.subplots(figsize=(size, size))
-            axes.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+            figure, axes = plt.subplots(figsize=(size + 1.5, size))
+            image = axes.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+            figure.colorbar(
+                image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class"
+            )
             if len(counts) <= 20:
-                for (row, col), value in zip(
+                axes.set_xticks(range(len(counts)))
+                axes.set_yticks(range(len(counts)))
+                for (row, col), value, rate in zip(
                     torch.cartesian_prod(
                         torch.arange(len(counts)), torch.arange(len(counts))
                     ).tolist(),
                     counts.flatten().tolist(),
+                    rates.flatten().tolist(),
                     strict=True,
                 ):
-                    if value:
-                        axes.text(col, row, str(value), ha="center", va="center", fontsize=7)
-            axes.set_xlabel("predicted")
-            axes.set_ylabel("true")
+                    if value:  # white on the dark cells
+                        colour = "white" if rate > 0.5 else "black"
+                        axes.text(
+                            col, row, value, ha="center", va="center", fontsize=7, color=colour
+                        )
+            axes.set_xlabel("predicted class")
+            axes.set_ylabel("true class (numbers: counts)" if len(counts) <= 20 else "true class")
             title = f"{stage} {head}".strip()
-            axes.set_title(f"{title}, epoch {trainer.current_epoch}")
+            axes.set_title(f"{title}, {weights_shown(trainer, stage)}")
             suffix = f"_{head}" if head else ""
             log_figure(trainer, f"confusion_matrix_{stage}{suffix}", figure)
         self.counts.clear()

@@ -8,16 +8,17 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from src.utils.figures import log_figure
+from src.utils.figures import log_figure, weights_shown
 
 
 class SampleGrid(Callback):
     """Draws the first ``num_samples`` test inputs with "predicted / true" titles
-    (red when wrong) into ``<run>/figures/samples_test.png``.
+    (red when wrong) into ``<run>/figures/samples_test.png``; the figure's title names
+    the head and the checkpoint tested.
 
     Inputs are images (C, H, W) drawn as grey images (the first channel) or 1-D
     signals drawn as curves. Needs a module with ``class_predictions``; with
-    several heads the titles show the first head.
+    several heads the titles show the first head (named in the figure's title).
 
     Args:
         num_samples: how many inputs to draw.
@@ -27,6 +28,7 @@ class SampleGrid(Callback):
         self.num_samples = num_samples
         self.inputs: list[torch.Tensor] = []
         self.labels: list[tuple[int, int]] = []
+        self.head = ""
 
     def on_test_batch_end(
         self,
@@ -41,7 +43,7 @@ class SampleGrid(Callback):
         heads = pl_module.class_predictions(outputs["outputs"], outputs["targets"])
         if missing <= 0 or not heads:
             return
-        predicted, true, _ = next(iter(heads.values()))
+        self.head, (predicted, true, _) = next(iter(heads.items()))
         x = batch[0] if isinstance(batch, (tuple, list)) else batch["x"]
         self.inputs += list(x[:missing].detach().cpu().float())
         self.labels += list(zip(predicted[:missing].tolist(), true[:missing].tolist(), strict=True))
@@ -66,7 +68,8 @@ class SampleGrid(Callback):
             ax.set_title(
                 f"{predicted} / {true}", fontsize=8, color="black" if predicted == true else "red"
             )
-        figure.suptitle("predicted / true", fontsize=9)
+        head = f" {self.head}" if self.head else ""
+        figure.suptitle(f"predicted / true{head} ({weights_shown(trainer, 'test')})", fontsize=9)
         log_figure(trainer, "samples_test", figure)
         self.inputs.clear()
         self.labels.clear()

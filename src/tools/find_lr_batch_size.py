@@ -3,8 +3,9 @@
 ``python src/tools/find_lr_batch_size.py experiment=...`` runs Lightning's learning-rate range
 test: training steps with an exponentially growing learning rate, the loss
 recorded at each. The suggestion is our own (``suggest_lr``): the steepest descent of the
-smoothed loss against log10(lr). It writes the loss-against-lr plot (``lr_find.png``) and a
-JSON with the suggestion (``lr_find.json``) into the run directory, and prints
+smoothed loss against log10(lr), fitted over a decade. It writes the loss-against-lr
+plot (``lr_find.png``) and a JSON with the suggestion (``lr_find.json``) into the run
+directory, and prints
 the override to use. ``find=batch_size`` doubles the batch size until a step
 fails (out of memory) or the search ends, and prints that override instead.
 """
@@ -63,14 +64,19 @@ def suggest_lr(
     diverge_threshold: float | None = 4.0,
     skip_begin: int = 10,
     skip_end: int = 1,
+    span: float = 1.0,
 ) -> tuple[float | None, np.ndarray]:
     """The learning rate where the smoothed loss falls fastest against log10(lr).
 
     The range test spaces the lrs exponentially, so the gradient against linear lr (what
     Lightning's ``suggestion()`` takes) is dominated by the spacing and lands far to the left;
-    against log10(lr) it finds the middle of the descent. The curve is cut where the
-    smoothed loss first exceeds ``diverge_threshold`` times its best so far. Returns the
-    suggestion (None with fewer than 3 usable points) and the smoothed curve."""
+    against log10(lr) it finds the middle of the descent. The slope at a point is the
+    least-squares slope of the curve over ``span`` decades centred on it (only points whose
+    whole window is on the curve): neighbouring steps are hundredths of a decade apart, and
+    a slope between them measures one batch's loss against the next (on a noisy curve, a
+    "descent" at 5e-6 that trains nothing). The curve is cut where the smoothed loss first
+    exceeds ``diverge_threshold`` times its best so far. Returns the suggestion (None when
+    no window of ``span`` decades with 3 usable points fits) and the smoothed curve."""
     x = np.log10(np.asarray(lrs, dtype=float))
     curve = smooth(np.asarray(losses, dtype=float), beta)
     end = len(curve)
@@ -82,8 +88,15 @@ def suggest_lr(
     keep = keep[np.isfinite(curve[keep])]
     if len(keep) < 3:
         return None, curve
-    slope = np.gradient(curve[keep], x[keep])
-    return float(np.asarray(lrs, dtype=float)[keep[int(np.argmin(slope))]]), curve
+    low, high = x[keep[0]] + span / 2, x[keep[-1]] - span / 2
+    slopes = {}
+    for i in keep[(x[keep] >= low - 1e-9) & (x[keep] <= high + 1e-9)]:
+        window = keep[np.abs(x[keep] - x[i]) <= span / 2 + 1e-9]
+        if len(window) >= 3:
+            slopes[int(i)] = np.polyfit(x[window], curve[window], 1)[0]
+    if not slopes:
+        return None, curve
+    return float(np.asarray(lrs, dtype=float)[min(slopes, key=slopes.get)]), curve
 
 
 def plot_lr_curve(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, path: Path):
@@ -96,7 +109,7 @@ def plot_lr_curve(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None
     ax.plot(lrs, raw, color="0.75", lw=1, label="loss per step")
     ax.plot(lrs, curve, color="C0", label="smoothed")
     if lr is not None:
-        ax.axvline(lr, color="C3", ls="--", label=f"steepest descent vs log10(lr): {lr:.3g}")
+        ax.axvline(lr, color="C3", ls="--", label=f"steepest descent: {lr:.3g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="LR range test")
     finite = curve[np.isfinite(curve)]
     if len(finite):  # the divergence tail would squash the interesting part
@@ -127,9 +140,10 @@ def find_lr(cfg: DictConfig, objects: dict[str, Any], out: Path) -> dict[str, An
     if suggestion is None:
         finite = int(np.isfinite(curve).sum())
         report["why_none"] = (
-            f"the loss curve has {finite} finite points of {len(curve)}: too few to find the "
-            "steepest descent. Raise lr_find.num_training, or lower lr_find.max_lr if the "
-            "loss diverged early."
+            f"the loss curve has {finite} finite points of {len(curve)}: too few, or too "
+            f"short a range before it diverged, to measure the descent over "
+            f"lr_suggest.span={cfg.lr_suggest.span} decades. Raise lr_find.num_training, or "
+            "lower lr_find.max_lr if the loss diverged early."
         )
         print(f"No learning rate suggested: {report['why_none']}")
     else:

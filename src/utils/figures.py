@@ -9,6 +9,22 @@ from lightning import Trainer
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 
 
+def weights_shown(trainer: Trainer, stage: str) -> str:
+    """Which weights a figure of ``stage`` shows, for its title. In validation: the epoch
+    just trained. In a test: the checkpoint Lightning loaded and the epoch it was saved at
+    (after fit the best checkpoint, not the last epoch trained); a test of the module's
+    weights as they are, without a checkpoint, says so."""
+    if stage != "test":
+        return f"epoch {trainer.current_epoch}"
+    if not trainer.ckpt_path:
+        return "current weights"
+    import torch
+
+    path = Path(trainer.ckpt_path)
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return f"{path.name}, epoch {saved['epoch']}" if "epoch" in saved else path.name
+
+
 def log_figure(trainer: Trainer, name: str, figure: Any) -> Path:
     """Save ``figure`` as ``<run>/figures/<name>.png`` and log it to image-taking loggers."""
     import matplotlib.pyplot as plt

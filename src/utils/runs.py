@@ -201,15 +201,23 @@ def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax: Any = None):
-    """``metric`` against epoch for several runs on one set of axes."""
+    """``metric`` against epoch for several runs on one set of axes; runs that did not log
+    it are left out, and none that did is an error (not an empty plot)."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    curves = {}
     for run in run_dirs:
         history = load_metrics(run)
         if metric in history:
-            curve = history[["epoch", metric]].dropna().groupby("epoch")[metric].last()
-            ax.plot(curve.index, curve.values, marker="o", label=Path(run).name)
+            curves[run] = history[["epoch", metric]].dropna().groupby("epoch")[metric].last()
+    if not curves:
+        raise UserInputError(
+            f"none of the {len(run_dirs)} runs logged {metric}: pass runs that did, or the "
+            "metric they logged (val/acc for classification, val/r2 regression, val/score VIMH)."
+        )
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for run, curve in curves.items():
+        ax.plot(curve.index, curve.values, marker="o", label=Path(run).name)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)

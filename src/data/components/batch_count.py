@@ -44,6 +44,6 @@ def check_batch_count(
     if isinstance(limit, float) and 0 < limit < 1 and int(batches * limit) == 0:
         log.warning(
             f"trainer.{key}={limit} of the {batches} {split} batches is less than one "
-            f"batch: running 1 batch instead (set trainer.{key}=1 to say so)."
+            f"batch: running 1 batch instead (set ++trainer.{key}=1 to say so)."
         )
         setattr(trainer, key, 1)
