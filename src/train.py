@@ -29,6 +29,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         check_checkpoint_file,
         check_checkpoint_fits,
         check_training_left,
+        tested_checkpoint,
     )
     from src.utils.cpu import use_cpu_wisely
     from src.utils.instantiators import instantiate_run
@@ -70,8 +71,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     if cfg.get("test"):
         log.info("Starting testing!")
-        ckpt_path = (
-            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        checkpoints = trainer.checkpoint_callback
+        ckpt_path = tested_checkpoint(  # the best epoch, or the weight average (callbacks=swa)
+            checkpoints.dirpath if checkpoints else None,
+            checkpoints.best_model_path if checkpoints else "",
         )
         if not ckpt_path:
             log.warning("No best checkpoint found: testing the current weights.")

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 
 from src.models.components.schedulers import linear_warmup_factor, warmup_cosine_factor
 from src.train import train
+from src.utils.checkpoints import AVERAGE_CHECKPOINT, best_checkpoint
 from src.utils.instantiators import instantiate_run
 from tests.conftest import compose_config
 
@@ -160,6 +161,47 @@ def test_the_ema_recipe_learns_digits(tmp_path: Path) -> None:
     the 340 steps' average kept 71% of the random initial weights (test/acc 0.46)."""
     cfg = compose_config("train.yaml", ["callbacks=[default,ema]", "logger=none"], tmp_path)
     assert float(train(cfg)[0]["test/acc"]) > 0.95
+
+
+SWA_RUN = [
+    "callbacks=[default,swa]",
+    "callbacks.swa.swa_epoch_start=2",
+    "callbacks.swa.annealing_epochs=1",
+    "trainer.max_epochs=4",
+    "logger=none",
+]
+
+
+def loss_on_test_split(objects: dict, checkpoint: str | Path) -> float:
+    """The test split's mean loss with the weights of ``checkpoint``."""
+    model, (x, y) = objects["model"], objects["datamodule"].splits["test"][:2]
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
+    with torch.no_grad():
+        return float(torch.nn.functional.cross_entropy(model.eval()(x), y))
+
+
+def test_train_tests_the_swa_average_and_eval_picks_it(tmp_path: Path) -> None:
+    """callbacks=[default,swa]: Lightning puts the average into the module after the last
+    checkpoint, and train.py tested the best epoch (test metrics equal to a run without SWA).
+    The average is saved as swa.ckpt, tested, and what eval.py run_dir= picks."""
+    metrics, objects = train(compose_config("train.yaml", SWA_RUN, tmp_path))
+    average = tmp_path / "checkpoints" / AVERAGE_CHECKPOINT
+    best = objects["trainer"].checkpoint_callback.best_model_path
+    assert average.is_file() and best_checkpoint(tmp_path) == average
+    swa_loss, best_loss = loss_on_test_split(objects, average), loss_on_test_split(objects, best)
+    assert abs(swa_loss - best_loss) > 1e-4  # the average is other weights
+    assert float(metrics["test/loss"]) == pytest.approx(swa_loss, rel=1e-4)
+
+
+def test_swa_stopped_early_tests_the_best_checkpoint(tmp_path: Path) -> None:
+    """Early stopping before the last averaged epoch: no complete average, no swa.ckpt; the
+    best checkpoint is tested, as without SWA."""
+    stop = ["callbacks.early_stopping.patience=0", "callbacks.early_stopping.min_delta=1.0"]
+    metrics, objects = train(compose_config("train.yaml", SWA_RUN + stop, tmp_path))
+    assert objects["trainer"].current_epoch < 4  # stopped early
+    assert not (tmp_path / "checkpoints" / AVERAGE_CHECKPOINT).exists()
+    best = objects["trainer"].checkpoint_callback.best_model_path
+    assert float(metrics["test/loss"]) == pytest.approx(loss_on_test_split(objects, best), rel=1e-4)
 
 
 def test_swa_callback_averages_the_epochs(tmp_path: Path) -> None:

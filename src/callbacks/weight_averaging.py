@@ -1,4 +1,4 @@
-"""Lightning's EMA of the weights, tested on the weights it validated and saved.
+"""Lightning's weight averages (EMA, SWA), tested on the average.
 
 A checkpoint written with ``EMAWeightAveraging`` holds the average in ``state_dict`` and
 the raw weights in ``current_model_state``. Lightning's callback keeps its average model
@@ -6,15 +6,28 @@ after ``fit``, so when ``train.py`` then tests the best checkpoint it loads
 ``current_model_state`` into the module, as for a resume: ``test/*`` measured weights that
 validation never saw (the checkpoint was chosen by the average's ``val/acc``), and
 ``eval.py run_dir=...``, a new trainer, tested the average and disagreed.
+
+Lightning's ``StochasticWeightAveraging`` puts its average into the module only when
+training ends, after the last checkpoint was written, and ``train.py`` tests the best
+checkpoint: the average was never tested nor saved (test metrics equal to a run without
+SWA). Here the averaged module is saved as ``checkpoints/swa.ckpt``, the checkpoint
+``train.py`` tests and ``eval.py run_dir=`` picks (``src.utils.checkpoints``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging as LightningEMA
+from lightning.pytorch.callbacks import StochasticWeightAveraging as LightningSWA
 from lightning.pytorch.trainer.states import TrainerFn
+
+from src.utils.checkpoints import AVERAGE_CHECKPOINT
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
 
 
 class EMAWeightAveraging(LightningEMA):
@@ -27,3 +40,24 @@ class EMAWeightAveraging(LightningEMA):
     ) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class StochasticWeightAveraging(LightningSWA):
+    """``lightning.pytorch.callbacks.StochasticWeightAveraging`` (same arguments) that saves
+    the averaged module as ``<checkpoints>/swa.ckpt`` when training ends with the average
+    complete (every epoch up to the last averaged)."""
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)  # the average into the module
+        if self._latest_update_epoch != self.swa_end:
+            log.warning(
+                f"SWA: training stopped at epoch {trainer.current_epoch - 1} before the average "
+                f"over epochs {self.swa_start}-{self.swa_end} was complete (early stopping?): "
+                "no swa.ckpt, the best checkpoint is tested as without SWA."
+            )
+            return
+        checkpoints = trainer.checkpoint_callback
+        folder = Path(checkpoints.dirpath) if checkpoints else Path(trainer.default_root_dir)
+        trainer.save_checkpoint(folder / AVERAGE_CHECKPOINT)
+        log.info(f"SWA: the average of epochs {self.swa_start}-{self.swa_end} saved to "
+                 f"{folder / AVERAGE_CHECKPOINT}")  # fmt: skip

@@ -21,6 +21,9 @@ from src.utils.trusted_targets import check_run_targets
 
 # ckpt_path values that Lightning resolves itself
 LIGHTNING_CKPT_KEYWORDS = {"last", "best", "hpc", "registry"}
+# the averaged weights of a callbacks=swa run (src/callbacks/weight_averaging.py): the model the
+# run produced, so what train.py tests and eval.py run_dir= picks instead of the best epoch
+AVERAGE_CHECKPOINT = "swa.ckpt"
 
 
 def why_unreadable(error: Exception) -> str:
@@ -161,9 +164,19 @@ def run_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
     return cfg
 
 
+def tested_checkpoint(ckpt_dir: str | Path | None, best: str | None) -> str | None:
+    """The checkpoint a finished fit is tested on: the weight average when the run made one
+    (``AVERAGE_CHECKPOINT``), else ``best`` (its ModelCheckpoint's best)."""
+    average = Path(ckpt_dir) / AVERAGE_CHECKPOINT if ckpt_dir else None
+    return str(average) if average is not None and average.is_file() else best
+
+
 def best_checkpoint(run_dir: str | Path) -> Path:
-    """The best checkpoint of a training run, as its ModelCheckpoint recorded it."""
+    """The checkpoint a training run was tested on: its weight average (callbacks=swa), or
+    the best checkpoint, as its ModelCheckpoint recorded it."""
     ckpt_dir = Path(run_dir) / "checkpoints"
+    if (ckpt_dir / AVERAGE_CHECKPOINT).is_file():
+        return ckpt_dir / AVERAGE_CHECKPOINT
     last = ckpt_dir / "last.ckpt"
     if last.is_file():
         for key, state in read_checkpoint(last).get("callbacks", {}).items():
