@@ -63,12 +63,16 @@ CONFIGS = ROOT / "configs"
 
 # an override value Hydra reads back as this very string without quotes
 def shown(storage: str) -> str:
-    """The storage URL to print: a database server's password masked."""
+    """The storage URL to print: a database server's password masked, a SQLite file's path
+    as the sweeper prints it (``logs/`` + ``/optuna``: one slash)."""
     from sqlalchemy.engine import make_url
 
     if str(storage).startswith("journal://"):
         return str(storage)
-    return make_url(str(storage)).render_as_string(hide_password=True)
+    url = make_url(str(storage))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return f"sqlite:///{Path(url.database)}"
+    return url.render_as_string(hide_password=True)
 
 
 def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
