@@ -72,7 +72,11 @@ def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool
         if len(searched) > 1:  # a contour per pair of parameters
             figures[f"contour{suffix}"] = vis.plot_contour(study, **on)
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        figures["intermediate_values"] = vis.plot_intermediate_values(study)
+        # what the jobs report (src/callbacks/optuna_trial.py): the first optimized metric
+        # after each validation epoch; Optuna's axes say "Step" and "Intermediate Value"
+        figure = vis.plot_intermediate_values(study)
+        figure.update_layout(xaxis_title="epoch", yaxis_title=f"{names[0]} after the epoch")
+        figures["intermediate_values"] = figure
     for name, figure in figures.items():
         figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")
         figure.write_html(out / f"{name}.html", include_plotlyjs="directory")

@@ -124,6 +124,8 @@ def test_report_of_a_real_sweep(sweep: dict, tmp_path: Path, capsys) -> None:
         assert len(html) > 5000 and 'src="plotly.min.js"' in html, plot
         assert SEARCH in html
     slices = (out / "slice.html").read_text().replace("\\u002f", "/")  # plotly escapes "/"
+    steps = (out / "intermediate_values.html").read_text().replace("\\u002f", "/")
+    assert '"text":"val/acc_best after the epoch"' in steps and '"text":"epoch"' in steps
     for key in best["params"]:
         assert key in slices
     assert (out / "plotly.min.js").stat().st_size > 1_000_000
