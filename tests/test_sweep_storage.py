@@ -14,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -83,6 +84,37 @@ def test_two_sweeps_share_a_journal_file(tmp_path: Path) -> None:
     journal = tmp_path / "shared" / "journal.log"
     two_sweeps_at_once(tmp_path, f"journal://{journal}", "shared")
     assert journal.stat().st_size > 0
+
+
+def _open_after(url: str, barrier: Any, results: Any) -> None:
+    barrier.wait()  # every process at once
+    try:
+        open_storage(url)
+        results.put("ok")
+    except Exception as error:
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path: Path) -> None:
+    """Four processes start on a SQLite file that does not exist yet (parallel sweeps, or
+    the test that watches a sweep): each creates the tables, and all but one failed with
+    "table studies already exists" or "UNIQUE constraint failed: alembic_version" (8 of
+    10 rounds)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path}/{round_}/optuna.db"
+        (tmp_path / str(round_)).mkdir()
+        barrier, results = fork.Barrier(4), fork.Queue()
+        processes = [
+            fork.Process(target=_open_after, args=(url, barrier, results)) for _ in range(4)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+        assert [results.get(timeout=5) for _ in processes] == ["ok"] * 4
 
 
 def test_storage_urls_are_checked_before_use(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ whose heartbeat stopped (its sweep was killed) is marked FAIL when a sweep start
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,7 @@ def open_storage(
             heartbeat_stale_trial_callback=stale_callback,
         )
     try:
-        with warnings.catch_warnings():
-            # the heartbeat arguments are marked experimental since Optuna 2.9
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs(url), **heartbeat)
+        return _rdb_storage(url, heartbeat)
     except RuntimeError as error:
         if "optuna storage upgrade" not in str(error):
             raise
@@ -109,6 +107,30 @@ def open_storage(
             "a local PostgreSQL: make postgres), fix hydra.sweeper.storage, or use "
             "sqlite:///<file> on one machine."
         ) from None
+
+
+def _rdb_storage(url: str, heartbeat: dict[str, Any], attempts: int = 5) -> RDBStorage:
+    """Optuna's RDBStorage of ``url``. Processes that open a new database at the same moment
+    (parallel sweeps, two cluster sessions on one study) each create its tables and stamp
+    its schema version: all but one then fail ("table studies already exists", "UNIQUE
+    constraint failed: alembic_version"; 8 of 10 rounds of 4 processes on a new SQLite
+    file). Those errors mean the database now exists: open it again."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    def open_once() -> RDBStorage:
+        with warnings.catch_warnings():
+            # the heartbeat arguments are marked experimental since Optuna 2.9
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs(url), **heartbeat)
+
+    for attempt in range(1, attempts):
+        try:
+            return open_once()
+        except (IntegrityError, OperationalError) as error:
+            if not isinstance(error, IntegrityError) and "already exists" not in str(error):
+                raise
+        time.sleep(0.2 * attempt)
+    return open_once()
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
