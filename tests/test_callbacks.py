@@ -13,7 +13,7 @@ from src.callbacks import confusion_matrix, sample_grid
 from src.callbacks.confusion_matrix import ConfusionMatrix
 from src.train import train
 from src.utils.figures import log_figure
-from tests.conftest import compose_config
+from tests.conftest import compose_config, vimh_overrides
 
 
 def run_with(tmp_path: Path, *callbacks: str, extra: tuple[str, ...] = ()) -> dict:
@@ -45,8 +45,11 @@ def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     titles: dict[str, list[str]] = {}
     colours: dict[str, set[str]] = {}
 
+    origins: dict[str, set[str]] = {}
+
     def keep_titles(trainer, name, figure):
         titles[name] = [figure.get_suptitle(), *(ax.get_title() for ax in figure.axes)]
+        origins[name] = {image.origin for ax in figure.axes for image in ax.images}
         titles[name].append(" ".join(ax.get_ylabel() for ax in figure.axes))  # the colour bar's
         colours[name] = {t.get_color() for t in figure.axes[0].texts}
         return log_figure(trainer, name, figure)
@@ -63,6 +66,7 @@ def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     assert "val, epoch 1" in titles["confusion_matrix_val"]  # the last epoch validated (0-based)
     assert "share of the true class" in titles["confusion_matrix_test"][-1]
     assert colours["confusion_matrix_test"] == {"white", "black"}  # counts readable on dark cells
+    assert origins["samples_test"] == {"upper"}  # digits: row 0 at the top, as a picture
     figures = tmp_path / "figures"
     for name in ("confusion_matrix_val", "confusion_matrix_test", "samples_test"):
         with Image.open(figures / f"{name}.png") as image:
@@ -154,3 +158,24 @@ def test_checkpoint_every_n_train_steps_still_saves_by_step(tmp_path: Path) -> N
     saved = {p.name for p in (tmp_path / "checkpoints").glob("step_*.ckpt")}
     assert {f"step_{n}.ckpt" for n in (10, 20, 30, 40, 50, 60)} <= saved, saved
     assert float(run["metrics"]["test/acc"]) > 0.8
+
+
+def test_sample_grid_draws_spectrograms_low_frequencies_down(tmp_path: Path, monkeypatch) -> None:
+    """VIMH inputs are spectrograms whose row 0 is the lowest frequency: drawn as a picture
+    (row 0 at the top) they stood upside down."""
+    origins: list[set[str]] = []
+
+    def keep_origin(trainer, name, figure):
+        origins.append({image.origin for ax in figure.axes for image in ax.images})
+        return log_figure(trainer, name, figure)
+
+    monkeypatch.setattr(sample_grid, "log_figure", keep_origin)
+    cfg = compose_config(
+        "train.yaml",
+        ["experiment=vimh_cnn", "trainer.max_epochs=1", "callbacks=[default,sample_grid]",
+         "logger=none", *vimh_overrides(tmp_path, 200)],
+        tmp_path,
+    )  # fmt: skip
+    train(cfg)
+    assert origins == [{"lower"}]
+    assert (tmp_path / "figures" / "samples_test.png").is_file()

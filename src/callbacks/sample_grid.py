@@ -16,8 +16,9 @@ class SampleGrid(Callback):
     (red when wrong) into ``<run>/figures/samples_test.png``; the figure's title names
     the head and the checkpoint tested.
 
-    Inputs are images (C, H, W) drawn as grey images (the first channel) or 1-D
-    signals drawn as curves. Needs a module with ``class_predictions``; with
+    Inputs are images (C, H, W) drawn as grey images (the first channel; row 0 at the
+    bottom where the data module's ``image_origin`` is ``"lower"``: spectrograms, low
+    frequencies down) or 1-D signals drawn as curves. Needs a module with ``class_predictions``; with
     several heads the titles show the first head (named in the figure's title).
 
     Args:
@@ -60,9 +61,11 @@ class SampleGrid(Callback):
         )
         for ax in axes.flat:
             ax.axis("off")
+        origin = getattr(trainer.datamodule, "image_origin", "upper")
         for ax, sample, (predicted, true) in zip(axes.flat, self.inputs, self.labels, strict=False):
             if sample.ndim >= 2:
-                ax.imshow(sample.reshape(-1, *sample.shape[-2:])[0].numpy(), cmap="gray")
+                image = sample.reshape(-1, *sample.shape[-2:])[0].numpy()
+                ax.imshow(image, cmap="gray", origin=origin)
             else:
                 ax.plot(sample.numpy(), linewidth=0.8)
             ax.set_title(

@@ -43,6 +43,7 @@ class AudioFolderDataModule(FolderDataModule):
     """
 
     extensions = AUDIO_EXTENSIONS
+    image_origin = "lower"  # row 0 is the lowest frequency: figures draw it at the bottom
     example_kind = "audio"
 
     def __init__(

@@ -80,6 +80,8 @@ class VIMHDataModule(MemmapMode, InMemoryDataModule):
             persistent_workers: see ``InMemoryDataModule``.
     """
 
+    image_origin = "lower"  # row 0 is the lowest frequency: figures draw it at the bottom
+
     def __init__(
         self,
         data_dir: str,
