@@ -57,9 +57,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, trainer)
     write_splits(cfg.paths.output_dir, datamodule)  # <run>/splits.json: the samples of each split
     if cfg.get("ckpt_path"):
-        check_checkpoint_fits(cfg.ckpt_path, model)
-        if cfg.get("train"):  # a resume that has nothing left to train says so
-            check_training_left(cfg.ckpt_path, cfg.trainer)
+        checkpoint = check_checkpoint_fits(cfg.ckpt_path, model)  # read once for both checks
+        if checkpoint is not None and cfg.get("train"):  # a resume with nothing left says so
+            check_training_left(cfg.ckpt_path, checkpoint, cfg.trainer)
     if objects["logger"]:
         log.info("Logging hyperparameters!")
         log_hyperparameters(objects)

@@ -18,8 +18,9 @@ class SampleGrid(Callback):
 
     Inputs are images (C, H, W) drawn as grey images (the first channel; row 0 at the
     bottom where the data module's ``image_origin`` is ``"lower"``: spectrograms, low
-    frequencies down) or 1-D signals drawn as curves. Needs a module with ``class_predictions``; with
-    several heads the titles show the first head (named in the figure's title).
+    frequencies down) or 1-D signals drawn as curves. Needs a module with
+    ``class_predictions``; with several heads the titles show the first head (named in the
+    figure's title).
 
     Args:
         num_samples: how many inputs to draw.

@@ -103,26 +103,26 @@ def describe_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str:
     return f"{'; '.join(details)}{f'; and {more} more' if more > 0 else ''}"
 
 
-def check_checkpoint_fits(path: str | Path, model: nn.Module) -> None:
-    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s."""
+def check_checkpoint_fits(path: str | Path, model: nn.Module) -> dict[str, Any] | None:
+    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s.
+    Returns the checkpoint read (None for Lightning's keywords), for further checks."""
     if str(path) in LIGHTNING_CKPT_KEYWORDS:
-        return
-    mismatch = describe_mismatch(read_checkpoint(path)["state_dict"], model.state_dict())
+        return None
+    checkpoint = read_checkpoint(path)
+    mismatch = describe_mismatch(checkpoint["state_dict"], model.state_dict())
     if mismatch:
         raise UserInputError(
             f"Checkpoint {path} was saved from another architecture than the configured "
             f"model ({mismatch}). Use the model and data settings of the run that wrote it "
             "(eval.py run_dir=<run> does this for you)."
         )
+    return checkpoint
 
 
-def check_training_left(path: str | Path, trainer: DictConfig) -> None:
-    """Stop when resuming ``path`` would train nothing: it already holds
-    ``trainer.max_epochs`` epochs (or ``max_steps`` steps). Lightning would return at once
-    and the run would end on a missing validation metric instead of saying why."""
-    if str(path) in LIGHTNING_CKPT_KEYWORDS:
-        return
-    checkpoint = read_checkpoint(path)
+def check_training_left(path: str | Path, checkpoint: dict[str, Any], trainer: DictConfig) -> None:
+    """Stop when resuming ``path`` (read as ``checkpoint``) would train nothing: it already
+    holds ``trainer.max_epochs`` epochs (or ``max_steps`` steps). Lightning would return at
+    once and the run would end on a missing validation metric instead of saying why."""
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
     epochs = progress.get("current", {}).get("processed")  # epochs whose training ended
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
