@@ -263,12 +263,17 @@ def reaped_descendants():
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
 
-    def new_descendants() -> list[str]:
+    def new_descendants(grace_s: float = 10.0) -> list[str]:
+        """The command lines of new descendants still running ``grace_s`` after the call.
+        The grace is for a worker caught mid-exit (seen in CI: its command line already
+        empty, not yet a zombie); a process left behind is still there when it ends."""
+        new = [p for p in me.children(recursive=True) if p.pid not in before]
+        _, alive = psutil.wait_procs(new, timeout=grace_s)
         found = []
-        for proc in me.children(recursive=True):
+        for proc in alive:
             try:
-                if proc.pid not in before and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(" ".join(proc.cmdline()))
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(f"pid {proc.pid}: {' '.join(proc.cmdline())}")
             except psutil.NoSuchProcess:
                 continue
         return found
