@@ -179,3 +179,19 @@ def test_sample_grid_draws_spectrograms_low_frequencies_down(tmp_path: Path, mon
     train(cfg)
     assert origins == [{"lower"}]
     assert (tmp_path / "figures" / "samples_test.png").is_file()
+
+
+def test_early_stopping_resumes_the_state_of_lightnings_own(tmp_path: Path) -> None:
+    """Our EarlyStopping keeps its state key (formatted once): a checkpoint written with
+    Lightning's class restores its patience count into ours."""
+    from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
+
+    from src.callbacks.early_stopping import EarlyStopping
+
+    theirs = LightningEarlyStopping(monitor="val/acc", mode="max", patience=5)
+    theirs.wait_count, theirs.best_score = 3, torch.tensor(0.9)
+    ours = EarlyStopping(monitor="val/acc", mode="max", patience=5)
+    assert ours.state_key == theirs.state_key == ours.state_key
+    saved = {theirs.state_key: theirs.state_dict()}
+    ours.load_state_dict(saved[ours.state_key])
+    assert ours.wait_count == 3 and float(ours.best_score) == pytest.approx(0.9)

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch.profilers import SimpleProfiler
 
 from src.models.components.simple_dense_net import SimpleDenseNet
 from src.train import train
 from src.utils.errors import UserInputError
+from src.utils.profiler import NoProfiler
 from tests.conftest import CONFIGS, compose_config, run_cli
 from tests.test_configs import data_dirs  # noqa: F401  (a fixture)
 
@@ -58,6 +60,9 @@ def test_every_debug_config_on_digits(debug, data_dirs, tmp_path) -> None:  # no
         assert float(metrics["train/acc"]) > 0.95
     if debug == "limit":  # 10% of 34 batches: 3
         assert trainer.num_training_batches == 3
+    # LHT's debug=profiler gets Lightning's SimpleProfiler; without one, our cheaper no-op
+    profiler = SimpleProfiler if debug == "profiler" else NoProfiler
+    assert type(trainer.profiler) is profiler
     assert "test/acc" in metrics
 
 

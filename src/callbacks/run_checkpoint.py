@@ -22,22 +22,15 @@ from typing import Any
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from src.callbacks.state_key import FixedStateKey
 from src.utils.atomic import DiskFullError
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
 
 
-class RunCheckpoint(ModelCheckpoint):
+class RunCheckpoint(FixedStateKey, ModelCheckpoint):
     """``ModelCheckpoint`` with ``last.ckpt`` every epoch and on interruption."""
-
-    @property
-    def state_key(self) -> str:
-        # Lightning formats this key (a repr of five settings fixed at construction) for
-        # every callback hook it calls, several times a training step: format it once
-        if "_state_key" not in self.__dict__:
-            self.__dict__["_state_key"] = super().state_key
-        return self.__dict__["_state_key"]
 
     def _save_last_now(self, trainer: Any) -> None:
         if (

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from src.models.base_module import BaseLitModule
+from src.models.base_module import BaseLitModule, update_each
 from src.models.components.class_weights import (
     check_class_weights,
     set_criterion_weights,
@@ -89,7 +89,7 @@ class ClassificationModule(BaseLitModule):
         return self.criterion(logits, y), logits, y
 
     def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
-        metrics.update(outputs.argmax(dim=1), targets)
+        update_each(metrics, outputs.argmax(dim=1), targets)
 
     def class_predictions(
         self, outputs: Tensor, targets: Tensor
