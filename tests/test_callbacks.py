@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from PIL import Image
 
 from src.callbacks import confusion_matrix, sample_grid
 from src.callbacks.confusion_matrix import ConfusionMatrix
+from src.models.components.head_specs import label_values
 from src.train import train
 from src.utils.figures import log_figure
+from src.vimh.format import read_dataset
 from tests.conftest import compose_config, vimh_overrides
 
 
@@ -46,12 +49,16 @@ def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     colours: dict[str, set[str]] = {}
 
     origins: dict[str, set[str]] = {}
+    ticks: dict[str, list[str]] = {}
+    axis_names: dict[str, tuple[str, str]] = {}
 
     def keep_titles(trainer, name, figure):
         titles[name] = [figure.get_suptitle(), *(ax.get_title() for ax in figure.axes)]
         origins[name] = {image.origin for ax in figure.axes for image in ax.images}
         titles[name].append(" ".join(ax.get_ylabel() for ax in figure.axes))  # the colour bar's
         colours[name] = {t.get_color() for t in figure.axes[0].texts}
+        ticks[name] = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+        axis_names[name] = (figure.axes[0].get_xlabel(), figure.axes[0].get_ylabel())
         return log_figure(trainer, name, figure)
 
     for module in (confusion_matrix, sample_grid):
@@ -67,6 +74,11 @@ def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     assert "share of the true class" in titles["confusion_matrix_test"][-1]
     assert colours["confusion_matrix_test"] == {"white", "black"}  # counts readable on dark cells
     assert origins["samples_test"] == {"upper"}  # digits: row 0 at the top, as a picture
+    assert ticks["confusion_matrix_test"] == [str(d) for d in range(10)]  # digits: indices
+    assert axis_names["confusion_matrix_test"] == (
+        "predicted class",
+        "true class (numbers: counts)",
+    )
     figures = tmp_path / "figures"
     for name in ("confusion_matrix_val", "confusion_matrix_test", "samples_test"):
         with Image.open(figures / f"{name}.png") as image:
@@ -90,6 +102,21 @@ def test_confusion_matrix_counts_every_sample_once() -> None:
     callback._update(Module(), {"outputs": torch.tensor([1]), "targets": torch.tensor([0])})
     expected = torch.tensor([[1, 1, 0], [0, 1, 1], [0, 0, 1]])
     assert torch.equal(callback.counts[""], expected)
+
+
+def test_class_labels_come_from_the_data_module_or_are_indices() -> None:
+    from src.data.components.class_labels import class_labels
+    from src.data.digits_datamodule import DigitsDataModule
+    from src.utils.errors import UserInputError
+    from src.utils.figures import tick_spacing
+
+    assert class_labels(DigitsDataModule(), "", 10) == [str(d) for d in range(10)]
+    five_to_nine = DigitsDataModule(digits=[5, 6, 7, 8, 9])  # lora_digits: class 0 is a 5
+    assert class_labels(five_to_nine, "", 5) == ["5", "6", "7", "8", "9"]
+    assert class_labels(None, "", 3) == ["0", "1", "2"]  # fit(dataloaders): no data module
+    with pytest.raises(UserInputError, match=r"names 5 classes .* the model predicts 10"):
+        class_labels(five_to_nine, "", 10)
+    assert [tick_spacing(n) for n in (10, 20, 21, 49, 88, 256)] == [1, 1, 2, 5, 5, 20]
 
 
 @pytest.mark.parametrize("every", [0, -1])
@@ -160,25 +187,57 @@ def test_checkpoint_every_n_train_steps_still_saves_by_step(tmp_path: Path) -> N
     assert float(run["metrics"]["test/acc"]) > 0.8
 
 
-def test_sample_grid_draws_spectrograms_low_frequencies_down(tmp_path: Path, monkeypatch) -> None:
-    """VIMH inputs are spectrograms whose row 0 is the lowest frequency: drawn as a picture
-    (row 0 at the top) they stood upside down."""
-    origins: list[set[str]] = []
+def test_vimh_figures_name_classes_by_parameter_value(tmp_path: Path, monkeypatch) -> None:
+    """A note_number head's classes 0..48 stand for the MIDI notes 40..88: its confusion
+    matrix, the sample grid and the classification report name them so (they showed the
+    indices 0..48). VIMH inputs are spectrograms whose row 0 is the lowest frequency: the
+    grid draws it at the bottom (as a picture, row 0 at the top, they stood upside down)."""
+    drawn: dict[str, dict] = {}
 
-    def keep_origin(trainer, name, figure):
-        origins.append({image.origin for ax in figure.axes for image in ax.images})
+    def keep(trainer, name, figure):
+        axes = figure.axes[0]
+        drawn[name] = {
+            "xticks": [t.get_text() for t in axes.get_xticklabels()],
+            "yticks": [t.get_text() for t in axes.get_yticklabels()],
+            "axes": (axes.get_xlabel(), axes.get_ylabel()),
+            "titles": [ax.get_title() for ax in figure.axes if ax.get_title()],
+            "origins": {image.origin for ax in figure.axes for image in ax.images},
+        }
         return log_figure(trainer, name, figure)
 
-    monkeypatch.setattr(sample_grid, "log_figure", keep_origin)
+    for module in (confusion_matrix, sample_grid):
+        monkeypatch.setattr(module, "log_figure", keep)
     cfg = compose_config(
         "train.yaml",
-        ["experiment=vimh_cnn", "trainer.max_epochs=1", "callbacks=[default,sample_grid]",
-         "logger=none", *vimh_overrides(tmp_path, 200)],
+        ["experiment=vimh_cnn", "trainer.max_epochs=8", "data.batch_size=32", "logger=none",
+         "callbacks=[default,confusion_matrix,sample_grid]", *vimh_overrides(tmp_path, 1000)],
         tmp_path,
     )  # fmt: skip
-    train(cfg)
-    assert origins == [{"lower"}]
-    assert (tmp_path / "figures" / "samples_test.png").is_file()
+    metrics, objects = train(cfg)
+    notes = [str(n) for n in range(40, 89)]  # simple_saw's note_number: 40..88, step 1
+    matrix = drawn["confusion_matrix_test_note_number"]
+    assert matrix["xticks"] == matrix["yticks"] == [str(n) for n in range(40, 89, 5)]
+    assert matrix["axes"] == (
+        "predicted note_number (labels every 5 classes)",
+        "true note_number",
+    )
+    assert "confusion_matrix_test_note_velocity" not in drawn  # a regression head
+    grid = drawn["samples_test"]
+    assert grid["origins"] == {"lower"}
+    # each title is "predicted / true" in notes, the true ones those of the test file's first
+    # 16 records, as the label bytes decode (label_values)
+    head = objects["model"].heads[0]
+    test_file = read_dataset(cfg.data.data_dir)[1]["test"]
+    true = label_values(torch.from_numpy(test_file.labels[:16, 0]), head).round().int()
+    pairs = [title.split(" / ") for title in grid["titles"]]
+    assert [t for _, t in pairs] == [str(n) for n in true.tolist()]
+    assert all(p in notes for p, _ in pairs)
+    assert sum(p == t for p, t in pairs) >= 10  # it learnt pitch (measured: 14 of 16 right)
+    report = json.loads((tmp_path / "classification_report.json").read_text())
+    assert list(report["note_number"]["per_class"]) == notes
+    assert float(metrics["test/note_number/acc"]) > 0.6  # measured: 0.90 (chance: 1/49)
+    for name in ("confusion_matrix_test_note_number", "samples_test"):
+        assert (tmp_path / "figures" / f"{name}.png").is_file()
 
 
 def test_early_stopping_resumes_the_state_of_lightnings_own(tmp_path: Path) -> None:

@@ -13,14 +13,17 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from src.data.components.class_labels import class_labels
+
 METRICS = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
 
 
 class ClassificationReport(Callback):
     """Counts each head's test predictions (torchmetrics, per class), then logs
     ``test/[<head>/]{precision,recall,f1}_macro`` and writes
-    ``<dirpath>/classification_report.json`` and ``.txt`` (one row per class, named
-    after the data module's ``classes`` when it has them). A module without
+    ``<dirpath>/classification_report.json`` and ``.txt`` (one row per class, named as
+    the data module names them: ``class_labels``, folder names, a VIMH head's
+    parameter values, else the class index). A module without
     classification heads (regression) produces nothing. It costs one update of three
     metrics per test batch.
 
@@ -55,11 +58,9 @@ class ClassificationReport(Callback):
         if not self.metrics:
             return
         report: dict[str, Any] = {}
-        names = list(getattr(trainer.datamodule, "classes", []) or [])
         for head, metrics in self.metrics.items():
             values = {name: metric.compute().cpu() for name, metric in metrics.items()}
-            count = len(values["f1"])
-            labels = names if len(names) == count else [str(i) for i in range(count)]
+            labels = class_labels(trainer.datamodule, head, len(values["f1"]))
             prefix = f"test/{head}/" if head else "test/"
             for name, per_class in values.items():
                 pl_module.log(f"{prefix}{name}_macro", per_class.mean(), sync_dist=True)

@@ -7,14 +7,18 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from src.utils.figures import log_figure, weights_shown
+from src.data.components.class_labels import class_labels
+from src.utils.figures import log_figure, tick_spacing, weights_shown
 
 
 class ConfusionMatrix(Callback):
     """Counts (true, predicted) pairs of every head over a validation or test epoch,
     then draws them (rows: true class, columns: predicted; colour: the share of the row,
-    numbers: counts when there are at most 20 classes). The title names the weights: the
-    epoch validated, or the checkpoint tested and its epoch.
+    numbers: counts when there are at most 20 classes). The ticks name the classes as the
+    data module does (``class_labels``: a VIMH head's parameter values, folder
+    names; else the class indices), every k-th of them when there are more than 20, and the
+    axes name the head ("true note_number"). The title names the weights: the epoch
+    validated, or the checkpoint tested and its epoch.
 
     Works with any module whose ``class_predictions`` names its classification
     heads; a task without classes produces nothing. Files:
@@ -44,6 +48,7 @@ class ConfusionMatrix(Callback):
         import matplotlib.pyplot as plt
 
         for head, counts in self.counts.items():
+            names = class_labels(trainer.datamodule, head, len(counts))
             rates = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
             size = min(12.0, 2.0 + 0.4 * len(counts))
             figure, axes = plt.subplots(figsize=(size + 1.5, size))
@@ -51,9 +56,16 @@ class ConfusionMatrix(Callback):
             figure.colorbar(
                 image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class"
             )
+            every = tick_spacing(len(counts))
+            ticks = range(0, len(counts), every)
+            shown = [names[i] for i in ticks]
+            vertical = max(len(name) for name in shown) > 3  # long names do not fit side by side
+            axes.set_xticks(ticks, shown, rotation=90 if vertical else 0)
+            axes.set_yticks(ticks, shown)
+            if every > 1:  # a mark for every class, the label on every k-th
+                axes.set_xticks(range(len(counts)), minor=True)
+                axes.set_yticks(range(len(counts)), minor=True)
             if len(counts) <= 20:
-                axes.set_xticks(range(len(counts)))
-                axes.set_yticks(range(len(counts)))
                 for (row, col), value, rate in zip(
                     torch.cartesian_prod(
                         torch.arange(len(counts)), torch.arange(len(counts))
@@ -67,8 +79,11 @@ class ConfusionMatrix(Callback):
                         axes.text(
                             col, row, value, ha="center", va="center", fontsize=7, color=colour
                         )
-            axes.set_xlabel("predicted class")
-            axes.set_ylabel("true class (numbers: counts)" if len(counts) <= 20 else "true class")
+            what = head or "class"
+            labelled = "" if every == 1 else f" (labels every {every} classes)"
+            axes.set_xlabel(f"predicted {what}{labelled}")
+            counted = " (numbers: counts)" if len(counts) <= 20 else ""
+            axes.set_ylabel(f"true {what}{counted}")
             title = f"{stage} {head}".strip()
             axes.set_title(f"{title}, {weights_shown(trainer, stage)}")
             suffix = f"_{head}" if head else ""

@@ -8,13 +8,16 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from src.data.components.class_labels import class_labels
 from src.utils.figures import log_figure, weights_shown
 
 
 class SampleGrid(Callback):
     """Draws the first ``num_samples`` test inputs with "predicted / true" titles
     (red when wrong) into ``<run>/figures/samples_test.png``; the figure's title names
-    the head and the checkpoint tested.
+    the head and the checkpoint tested. The classes are named as the data module names
+    them (``class_labels``: a VIMH note_number head's MIDI notes, folder names;
+    else the class indices).
 
     Inputs are images (C, H, W) drawn as grey images (the first channel; row 0 at the
     bottom where the data module's ``image_origin`` is ``"lower"``: spectrograms, low
@@ -31,6 +34,7 @@ class SampleGrid(Callback):
         self.inputs: list[torch.Tensor] = []
         self.labels: list[tuple[int, int]] = []
         self.head = ""
+        self.num_classes = 0
 
     def on_test_batch_end(
         self,
@@ -45,7 +49,7 @@ class SampleGrid(Callback):
         heads = pl_module.class_predictions(outputs["outputs"], outputs["targets"])
         if missing <= 0 or not heads:
             return
-        self.head, (predicted, true, _) = next(iter(heads.items()))
+        self.head, (predicted, true, self.num_classes) = next(iter(heads.items()))
         x = batch[0] if isinstance(batch, (tuple, list)) else batch["x"]
         self.inputs += list(x[:missing].detach().cpu().float())
         self.labels += list(zip(predicted[:missing].tolist(), true[:missing].tolist(), strict=True))
@@ -63,6 +67,7 @@ class SampleGrid(Callback):
         for ax in axes.flat:
             ax.axis("off")
         origin = getattr(trainer.datamodule, "image_origin", "upper")
+        names = class_labels(trainer.datamodule, self.head, self.num_classes)
         for ax, sample, (predicted, true) in zip(axes.flat, self.inputs, self.labels, strict=False):
             if sample.ndim >= 2:
                 image = sample.reshape(-1, *sample.shape[-2:])[0].numpy()
@@ -70,7 +75,9 @@ class SampleGrid(Callback):
             else:
                 ax.plot(sample.numpy(), linewidth=0.8)
             ax.set_title(
-                f"{predicted} / {true}", fontsize=8, color="black" if predicted == true else "red"
+                f"{names[predicted]} / {names[true]}",
+                fontsize=8,
+                color="black" if predicted == true else "red",
             )
         head = f" {self.head}" if self.head else ""
         figure.suptitle(f"predicted / true{head} ({weights_shown(trainer, 'test')})", fontsize=9)

@@ -109,6 +109,11 @@ class DigitsDataModule(InMemoryDataModule):
         parts = {name: (x, relabel[y]) for name, (x, y) in split.parts.items()}
         return split._replace(parts=parts)
 
+    def class_names(self, head: str = "") -> list[str] | None:
+        """The digits kept (``digits=[5,6,7,8,9]``: class 0 is ``5``); None for all ten,
+        whose class indices are the digits."""
+        return None if self.digits is None else [str(d) for d in self.digits]
+
     @property
     def spec(self) -> dict[str, Any]:
         num_classes = 10 if self.digits is None else len(self.digits)

@@ -187,6 +187,10 @@ class FolderDataModule(LightningDataModule):
     def spec(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def class_names(self, head: str = "") -> list[str] | None:
+        """The class folders' names (``InMemoryDataModule.class_names``)."""
+        return list(self.classes)
+
     # -- splits ---------------------------------------------------------------------
 
     def split_fix(self) -> str:

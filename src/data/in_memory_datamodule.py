@@ -132,6 +132,13 @@ class InMemoryDataModule(LightningDataModule):
         """What the data are, in error messages."""
         return type(self).__name__
 
+    def class_names(self, head: str = "") -> list[str] | None:
+        """What each class of ``head`` ("" for a single-label task) stands for, in the
+        figures, the classification report and predictions
+        (``src.data.components.class_labels``);
+        None: the class indices say it (digits 0-9)."""
+        return None
+
     # -- the steps of setup(), each replaceable ---------------------------------------
 
     def split_sizes(self, total: int) -> list[int]:

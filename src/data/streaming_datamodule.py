@@ -117,6 +117,11 @@ class StreamingDataModule(LightningDataModule):
     def classes(self) -> list[str]:
         return list(self.meta.get("classes") or [])
 
+    def class_names(self, head: str = "") -> list[str] | None:
+        """The source's class names where its shards record them, else None
+        (``InMemoryDataModule.class_names``)."""
+        return self.classes or None
+
     @property
     def source(self) -> str:
         return f"the shards of {self.meta.get('source', 'a data module')} in {self.input_dir}"

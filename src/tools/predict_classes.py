@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from src.data.components.class_labels import class_labels
 from src.data.image_folder_datamodule import ImageFolderDataModule
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.models.components.head_kinds import class_values, kind_of
@@ -30,15 +31,9 @@ CHUNK = 256  # samples per forward pass
 
 
 def class_names(datamodule: Any, count: int) -> list[str]:
-    """The data's class names: a folder's sub-folder names, the digits kept, or 0..k-1."""
-    names = getattr(datamodule, "classes", None) or getattr(datamodule, "digits", None)
-    names = [str(name) for name in (names or range(count))]
-    if len(names) != count:
-        raise UserInputError(
-            f"The model has {count} classes, but the data names {len(names)}: it was "
-            "trained on other data."
-        )
-    return names
+    """The data's class names (``class_labels``): a folder's sub-folder names, the digits
+    kept, or 0..k-1."""
+    return class_labels(datamodule, "", count)
 
 
 @torch.inference_mode()

@@ -8,6 +8,21 @@ from typing import Any
 from lightning import Trainer
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 
+#: at most this many labelled ticks on a confusion matrix's axis
+MAX_TICK_LABELS = 20
+#: the spacings of labelled ticks, in classes: round numbers, so every labelled class of a
+#: note_number head (40, 45, 50, ...) is a round note too
+TICK_SPACINGS = (1, 2, 5, 10, 20, 25, 50, 100)
+
+
+def tick_spacing(num_classes: int) -> int:
+    """Label every k-th class, k the first of ``TICK_SPACINGS`` that labels at most
+    ``MAX_TICK_LABELS`` of them."""
+    for spacing in TICK_SPACINGS:
+        if -(-num_classes // spacing) <= MAX_TICK_LABELS:
+            return spacing
+    return -(-num_classes // MAX_TICK_LABELS)
+
 
 def weights_shown(trainer: Trainer, stage: str) -> str:
     """Which weights a figure of ``stage`` shows, for its title. In validation: the epoch

@@ -35,6 +35,7 @@ import torch
 from src.data.components.memmap_loader import MemmapMode
 from src.data.components.splits import Split
 from src.data.in_memory_datamodule import InMemoryDataModule
+from src.models.components.head_kinds import class_names
 from src.utils.errors import UserInputError
 from src.vimh.format import INFO_FILE, Records, read_dataset, read_info
 from src.vimh.generator import generate_vimh
@@ -153,6 +154,15 @@ class VIMHDataModule(MemmapMode, InMemoryDataModule):
             "input_shape": [info["channels"], info["height"], info["width"]],
             "heads": head_specs(info, self.head_kind, self.head_kinds, self.label_decoding),
         }
+
+    def class_names(self, head: str = "") -> list[str] | None:
+        """The parameter value each class of ``head`` stands for (``class_names`` of its
+        spec: the MIDI notes 40..88 of a note_number head, a byte's value, rounded, of a
+        continuous one); None for a name that is not a head of this data set."""
+        for spec in self.spec["heads"]:
+            if spec["name"] == head:
+                return class_names(spec)
+        return None
 
     def split_train(self, total: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Positions in the train file of the train and val samples, cut at random

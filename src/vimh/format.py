@@ -80,13 +80,21 @@ def dataset_name(
     size: int,
     synth: str,
     num_params: int,
+    extra: tuple[str, ...] = (),
 ) -> str:
-    """``vimh-32x32x1_8000Hz_1p0s_2000dss_simple_saw_2p``: what the directory holds."""
-    seconds = str(float(duration)).replace(".", "p")
-    return (
-        f"vimh-{height}x{width}x{channels}_{sample_rate}Hz_{seconds}s_"
+    """``vimh-32x32x1_8000Hz_1p0s_2000dss_simple_saw_2p``: what the directory holds (NSMT's
+    scheme), then ``extra``, the settings that scheme leaves out where they are not at the
+    values its names stand for (``src.vimh.plan.name_extras``: ``..._2p_seed1``)."""
+    name = (
+        f"vimh-{height}x{width}x{channels}_{sample_rate}Hz_{decimal(duration)}s_"
         f"{size}dss_{synth}_{num_params}p"
     )
+    return "_".join((name, *extra))
+
+
+def decimal(value: float) -> str:
+    """A number for a directory name, ``p`` for its decimal point: 1.0 -> ``1p0``."""
+    return str(float(value)).replace(".", "p")
 
 
 def fill_records(rows: np.ndarray, records: Records) -> None:

@@ -5,8 +5,9 @@ The parameters are drawn and their label bytes encoded first; then
 (``src.vimh.rendering``), so the bytes do not depend on the number of workers
 (which is not a setting).
 
-The directory's name says what it holds (``vimh.dataset_name``) and its JSON
-keeps the settings and their hash. Generating again with the same settings
+The directory's name says what it holds: every setting that changes the bytes
+(``plan.name_extras``), NSMT's names for the default settings. Its JSON keeps the
+settings and their hash. Generating again with the same settings
 does nothing; a directory made from other settings is an error unless
 ``overwrite`` is set. The data set is written to a hidden sibling directory
 and renamed into place at the end, so an interrupted run never leaves a half

@@ -6,17 +6,30 @@ from configs/synth/, its spectrogram from configs/stft/), ``size``, ``seed``,
 ``test_fraction`` and, where not at its usual value, ``sampling``
 (``src.vimh.sampling``). ``make_plan`` checks them and derives the data set's
 directory name and settings hash; ``src.vimh.generator`` renders the plan.
+
+The directory name carries every setting that changes the bytes. NSMT's scheme
+(``format.dataset_name``) states the image shape, sample rate, duration, size,
+preset name and label count; the rest is appended where it is not at the value
+NSMT's names stand for (``name_extras``): ``_seed1`` (seed 0 is not named),
+``_test0p3`` (test_fraction 0.2 is not), ``_grid`` (random sampling is not) and
+``_synth-<hash>`` where the preset differs from ``configs/synth/<name>.yaml``
+(another spectrogram, other parameter ranges; the hash is of the preset less
+what the name states). So the default settings keep NSMT's names, and two
+generations that differ in anything else land in two directories.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from src.utils.errors import UserInputError
-from src.vimh.format import FORMAT_VERSION, dataset_name
+from src.vimh.format import FORMAT_VERSION, dataset_name, decimal
 from src.vimh.sampling import check_sampling
 from src.vimh.spectrograms import Spectrogram, without_usual_options
 from src.vimh.synths import Synthesizer
@@ -28,6 +41,12 @@ SETTING_KEYS = ("synth", "size", "seed", "test_fraction")
 # settings that came later, with the value that means "as before": left out of the settings
 # (and so of the hash) at that value, so data sets made before they existed stay valid
 OPTIONAL_SETTINGS = {"sampling": "random"}
+# settings NSMT's directory names leave out, at the values those names stand for: another
+# value is appended to the name (``name_extras``); sampling is named when it is in the settings
+UNNAMED_DEFAULTS = {"seed": 0, "test_fraction": 0.2}
+# the preset's keys that NSMT's scheme names itself
+NAMED_PRESET_KEYS = ("name", "height", "width", "sample_rate", "duration")
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PRESET_KEYS = {
     "name",
     "synthesizer",
@@ -53,12 +72,63 @@ def settings_from(node: Any) -> dict[str, Any]:
         key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
         for key, v in values.items()
     }
-    spectrogram = (
-        settings["synth"].get("spectrogram") if isinstance(settings["synth"], dict) else None
-    )
-    if isinstance(spectrogram, dict):
-        settings["synth"]["spectrogram"] = without_usual_options(spectrogram)
+    settings["synth"] = preset_settings(settings["synth"])
     return settings
+
+
+def preset_settings(preset: Any) -> Any:
+    """A synth preset (plain data) as the settings hold it: the spectrogram less the
+    options at their usual values (``without_usual_options``)."""
+    spectrogram = preset.get("spectrogram") if isinstance(preset, dict) else None
+    if isinstance(spectrogram, dict):
+        preset = {**preset, "spectrogram": without_usual_options(spectrogram)}
+    return preset
+
+
+@functools.cache
+def shipped_preset(name: str) -> str | None:
+    """``configs/synth/<name>.yaml`` as composed, in the settings' form (JSON: cached,
+    so it cannot be changed through the cache), or None where no preset has that name.
+    Inside a Hydra app it is looked up in the app's config search path."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+    from omegaconf import OmegaConf
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        return None
+    try:
+        if GlobalHydra.instance().is_initialized():
+            cfg = compose(config_name=f"synth/{name}")
+        else:
+            with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+                cfg = compose(config_name=f"synth/{name}")
+    except MissingConfigException:
+        return None
+    preset = preset_settings(OmegaConf.to_container(cfg.synth, resolve=True))
+    return json.dumps(preset, sort_keys=True)
+
+
+def name_extras(settings: dict[str, Any]) -> tuple[str, ...]:
+    """What the directory name adds to NSMT's scheme: each setting that changes the bytes,
+    is not in that scheme and is not at the value NSMT's names stand for (module
+    docstring)."""
+    extras = []
+    if settings["seed"] != UNNAMED_DEFAULTS["seed"]:
+        extras.append(f"seed{settings['seed']}")
+    if settings["test_fraction"] != UNNAMED_DEFAULTS["test_fraction"]:
+        extras.append(f"test{decimal(settings['test_fraction'])}")
+    if "sampling" in settings:  # only there when not "random" (OPTIONAL_SETTINGS)
+        extras.append(str(settings["sampling"]))
+    preset = settings["synth"]
+    unnamed = {key: v for key, v in preset.items() if key not in NAMED_PRESET_KEYS}
+    shipped = shipped_preset(str(preset["name"]))
+    if shipped is None or unnamed != {
+        key: v for key, v in json.loads(shipped).items() if key not in NAMED_PRESET_KEYS
+    }:
+        digest = hashlib.sha256(json.dumps(unnamed, sort_keys=True).encode()).hexdigest()
+        extras.append(f"synth-{digest[:8]}")
+    return tuple(extras)
 
 
 @dataclass(frozen=True)
@@ -164,6 +234,7 @@ def make_plan(settings: dict[str, Any]) -> Plan:
         settings["size"],
         preset["name"],
         len(varying),
+        name_extras(settings),
     )
     return Plan(
         settings=settings,

@@ -68,20 +68,84 @@ def test_regenerating_with_the_same_settings_is_a_no_op(
     assert snapshot(tmp_path) == before  # same files, bytes and mtimes, nothing beside them
 
 
+def as_if_made_with(directory: Path, **changes: object) -> None:
+    """Rewrite a data set's JSON as if other settings had made it under this name (as the
+    generator did before the name carried the seed: ``seed=1`` went to seed 0's name)."""
+    info = json.loads((directory / INFO_FILE).read_text())
+    info["generation_settings"].update(changes)
+    info["settings_hash"] = "0" * 12
+    (directory / INFO_FILE).write_text(json.dumps(info))
+
+
 def test_other_settings_clash_unless_overwrite(tmp_path: Path) -> None:
-    made = generate_vimh(settings("seed=0"), tmp_path)
+    made = generate_vimh(settings(), tmp_path)
+    as_if_made_with(made, seed=1)
     before = snapshot(tmp_path)
     with pytest.raises(UserInputError) as error:
-        generate_vimh(settings("seed=1"), tmp_path)
+        generate_vimh(settings(), tmp_path)
     message = str(error.value)
-    assert str(made) in message and "seed: 0 -> 1" in message and "overwrite=true" in message
+    assert str(made) in message and "seed: 1 -> 0" in message and "overwrite=true" in message
     assert snapshot(tmp_path) == before  # the existing data set is untouched
     (made / INFO_FILE).write_text("{broken")
     with pytest.raises(UserInputError, match="not valid JSON"):
-        generate_vimh(settings("seed=1"), tmp_path)
-    assert generate_vimh(settings("seed=1"), tmp_path, overwrite=True) == made
-    assert json.loads((made / INFO_FILE).read_text())["generation_settings"]["seed"] == 1
+        generate_vimh(settings(), tmp_path)
+    assert generate_vimh(settings(), tmp_path, overwrite=True) == made
+    assert json.loads((made / INFO_FILE).read_text())["generation_settings"]["seed"] == 0
     assert [p.name for p in tmp_path.iterdir()] == [made.name]  # no leftovers
+
+
+def test_every_setting_that_changes_the_bytes_names_its_own_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """NSMT's names leave out the seed, the test fraction and the preset's spectrogram and
+    ranges: a second seed at an existing size was refused as a clash. Now each lands in its
+    own directory, and the default settings keep NSMT's name."""
+    default = generate_vimh(settings(), tmp_path)
+    assert default.name == "vimh-32x32x1_8000Hz_1p0s_48dss_simple_saw_2p"  # NSMT's name
+    seeded = generate_vimh(settings("seed=1"), tmp_path)
+    assert seeded.name == f"{default.name}_seed1"
+    for name in ("train", "test"):
+        assert (seeded / name).read_bytes() != (default / name).read_bytes(), name
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert generate_vimh(settings("seed=1"), tmp_path) == seeded  # a repeat does nothing
+    assert "exists with these settings" in capsys.readouterr().out
+    assert snapshot(tmp_path) == before
+    made = {"seed=0": default, "seed=1": seeded}
+    for change, part in [
+        ("test_fraction=0.25", "_test0p25"),
+        ("stft@synth.spectrogram=hann256", "_synth-"),
+        ("synth.parameters.note_number.max=76", "_synth-"),
+        ("seed=1 stft@synth.spectrogram=hann256", "_seed1_synth-"),
+    ]:
+        made[change] = generate_vimh(settings(*change.split()), tmp_path)
+        assert made[change].name.startswith(default.name + part), made[change].name
+    assert len(set(made.values())) == len(made)  # every one its own directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in made.values())
+    images = {c: read_dataset(p)[1]["train"].images for c, p in made.items()}
+    assert not np.array_equal(images["stft@synth.spectrogram=hann256"], images["seed=0"])
+    info = json.loads((made["test_fraction=0.25"] / INFO_FILE).read_text())
+    assert info["test_samples"] == 12  # 48 * 0.25
+
+
+def test_shipped_configs_name_the_directories_their_settings_make() -> None:
+    """configs/data/vimh*.yaml and the VIMH experiments point data_dir at NSMT's names; the
+    generator must make exactly those from their settings (the README names the first)."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for choice in ["data=vimh", "data=vimh_16kdss", "data=vimh_stk", "experiment=moog_cnn",
+                   "experiment=lora_vimh"]:  # fmt: skip
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+            data = compose("train.yaml", overrides=[choice]).data
+        name = Path(data.data_dir).name
+        assert make_plan(settings_from(data.generation)).name == name, choice
+        if choice == "data=vimh":
+            assert f"data/{name}" in readme
+    # docs/vimh_format.md's example of a name with extras is what they make
+    example = make_plan(settings("seed=1", "stft@synth.spectrogram=hann256", size=2000)).name
+    assert example in (ROOT / "docs" / "vimh_format.md").read_text()
 
 
 def test_an_interrupted_generation_leaves_no_data_set(
@@ -110,7 +174,9 @@ def test_entry_point_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixtur
         "stft@synth.spectrogram=hann256",
     )
     made = generate(cfg)
-    assert made == tmp_path / "vimh-32x32x1_8000Hz_1p0s_40dss_moog_basic_4p"
+    # seed 3 and the hann256 spectrogram are not moog_basic's own: the name says so
+    assert made.parent == tmp_path
+    assert made.name.startswith("vimh-32x32x1_8000Hz_1p0s_40dss_moog_basic_4p_seed3_synth-")
     info, files = read_dataset(made)
     assert info["spectrogram"]["kind"] == "stft" and info["spectrogram"]["n_fft"] == 256
     assert info["parameter_names"] == [
@@ -252,15 +318,19 @@ def test_release_sets_how_fast_the_filter_closes(plans: dict[str, Plan]) -> None
 
 
 @pytest.mark.slow
-def test_cli_generates_then_refuses_other_settings(tmp_path: Path) -> None:
+def test_cli_generates_per_settings_then_refuses_a_clash(tmp_path: Path) -> None:
     args = ("size=40", f"paths.data_dir={tmp_path}", f"paths.log_dir={tmp_path / 'logs'}")
     first = run_cli("vimh/generate.py", *args)
     assert first.returncode == 0, first.stderr
     made = tmp_path / "vimh-32x32x1_8000Hz_1p0s_40dss_simple_saw_2p"
     assert (made / INFO_FILE).is_file()
-    clash = run_cli("vimh/generate.py", *args, "seed=5")
+    other = run_cli("vimh/generate.py", *args, "seed=5")  # another seed: another directory
+    assert other.returncode == 0, other.stderr
+    assert (tmp_path / f"{made.name}_seed5" / INFO_FILE).is_file()
+    as_if_made_with(made, seed=5)  # the default name holding seed 5's data (older generators)
+    clash = run_cli("vimh/generate.py", *args)
     assert clash.returncode == 1 and "Traceback" not in clash.stderr
-    assert "seed: 0 -> 5" in clash.stderr and "overwrite=true" in clash.stderr
+    assert "seed: 5 -> 0" in clash.stderr and "overwrite=true" in clash.stderr
 
 
 def plucked(notes: list[float], position: float = 0.2, decay: float = 0.0) -> np.ndarray:
@@ -319,6 +389,7 @@ def test_grid_sampling_takes_every_combination_once_in_seeded_order(tmp_path: Pa
         "synth.parameters.note_velocity={min:60,max:120,step:20}",
     ]
     made = generate_vimh(settings(*grid, size=24), tmp_path)
+    assert "_24dss_simple_saw_2p_grid_synth-" in made.name  # the grid and the new steps
     info, files = read_dataset(made)
     labels = np.concatenate([files["train"].labels, files["test"].labels])
     assert len({tuple(row) for row in labels}) == 24 == 6 * 4  # each combination once

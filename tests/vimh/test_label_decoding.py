@@ -117,3 +117,31 @@ def test_a_wrong_label_decoding_is_one_clear_message(nsmt_set) -> None:
     directory, _ = nsmt_set
     with pytest.raises(UserInputError, match=r"data.label_decoding='lhte' is not one of"):
         _ = VIMHDataModule(str(directory), label_decoding="lhte").spec
+
+
+def test_classes_are_named_by_the_value_they_stand_for(nsmt_set) -> None:
+    """The figures and the classification report name a head's classes by the parameter
+    value each stands for (they showed the indices): MIDI notes 40..88, decays on their
+    0.05 grid, with as many decimals as the grid needs."""
+    directory, _ = nsmt_set
+    dm = VIMHDataModule(str(directory))
+    assert dm.class_names("note_number") == [str(n) for n in range(40, 89)]
+    decays = dm.class_names("log10_decay_time")
+    assert len(decays) == 41 and decays[:3] == ["-1.00", "-0.95", "-0.90"]
+    assert decays[20] == "0.00" and decays[-1] == "1.00"  # no "-0.00"
+    assert dm.class_names("pitch") is None  # not a head of this data set: indices
+
+
+@pytest.mark.parametrize("decoding", ["midpoint", "nsmt"])
+def test_a_continuous_head_names_each_byte_by_its_value(decoding: str) -> None:
+    from src.models.components.head_kinds import class_names
+
+    # moog_basic's filter_resonance: drawn continuously, one class per label byte
+    head = {"name": "filter_resonance", "kind": "classification", "num_classes": 256,
+            "min": 0.0, "max": 0.95, "step": None, "label_decoding": decoding}  # fmt: skip
+    names = class_names(head)
+    assert len(set(names)) == 256  # every byte its own name, 3 decimals (a byte: 0.0037)
+    assert names[0] == ("0.002" if decoding == "midpoint" else "0.000")
+    assert names[-1] == "0.950"  # the top byte is max itself
+    values = label_values(torch.arange(256), head).numpy()
+    assert np.abs(np.array(names, dtype=float) - values).max() <= 0.0005 + 1e-9

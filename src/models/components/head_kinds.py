@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from src.models.components.head_losses import loss_of
@@ -34,6 +35,24 @@ def class_values(head: Head, classes: Tensor) -> Tensor:
     if head["step"] is None:
         return label_values(classes, head)
     return head["min"] + classes.float() * head["step"]
+
+
+#: the most decimals a class name gets (256 byte values over a span of 10^-3 need 6)
+MAX_NAME_DECIMALS = 6
+
+
+def class_names(head: Head) -> list[str]:
+    """What each class of a head stands for, as a label: its parameter value
+    (``class_values``: a grid value, or a label byte's decoded value), with the fewest
+    decimals that keep every class's name its own (note numbers ``40`` .. ``88``,
+    ``0.002`` .. ``0.948``)."""
+    values = class_values(head, torch.arange(head["num_classes"])).double().tolist()
+    for decimals in range(MAX_NAME_DECIMALS + 1):
+        names = [f"{v:.{decimals}f}" for v in values]
+        names = [name[1:] if name.startswith("-") and float(name) == 0 else name for name in names]
+        if len(set(names)) == len(names):
+            return names
+    return [repr(v) for v in values]  # values closer than 10^-6: in full
 
 
 class HeadKind:
