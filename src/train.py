@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     use_cpu_wisely(cfg)
     check_run_settings(cfg)  # epochs, learning rate, GPU: one message, not a late traceback
-    if cfg.get("ckpt_path") == "last":  # the newest last.ckpt of this task and experiment
+    if cfg.get("ckpt_path") == "last":  # the newest last.ckpt this run can resume
         from omegaconf import open_dict
 
         from src.utils.resume import resolve_last

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from src.train import train
 from tests.conftest import ROOT, compose_config
@@ -110,17 +111,21 @@ def test_killed_after_epoch_k_resumes_exactly(tmp_path: Path, name: str) -> None
         assert torch.equal(got["state_dict"][key], value), key
 
 
-def _fake_run(runs: Path, name: str, experiment: str | None, mtime: float) -> Path:
+def _fake_run(runs: Path, name: str, overrides: list[str], mtime: float) -> Path:
+    """A run directory whose .hydra/hydra.yaml records the choices of ``overrides``, with a
+    last.ckpt written at ``mtime``."""
+    import os
+
+    cfg = compose_config("train.yaml", overrides, runs / name)
     run = runs / name
     (run / ".hydra").mkdir(parents=True)
+    choices = dict(cfg.hydra.runtime.choices)
     (run / ".hydra" / "hydra.yaml").write_text(
-        f"hydra:\n  runtime:\n    choices:\n      experiment: {experiment or 'null'}\n"
+        yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
     )
     last = run / "checkpoints" / "last.ckpt"
     last.parent.mkdir()
     last.write_bytes(b"ckpt")
-    import os
-
     os.utime(last, (mtime, mtime))
     return last
 
@@ -129,9 +134,9 @@ def test_ckpt_path_last_is_the_newest_of_the_same_experiment(tmp_path: Path) -> 
     from src.utils.resume import resolve_last
 
     runs = tmp_path / "logs" / "train" / "runs"
-    _fake_run(runs, "a", "digits_mlp", 1_000)
-    newest = _fake_run(runs, "b", "digits_mlp", 2_000)
-    _fake_run(runs, "c", "digits_cnn", 3_000)  # newer, but another experiment
+    _fake_run(runs, "a", ["experiment=digits_mlp"], 1_000)
+    newest = _fake_run(runs, "b", ["experiment=digits_mlp"], 2_000)
+    _fake_run(runs, "c", ["experiment=digits_cnn"], 3_000)  # newer, but another experiment
     cfg = compose_config(
         "train.yaml", ["experiment=digits_mlp", "ckpt_path=last"], tmp_path / "new"
     )
@@ -143,10 +148,55 @@ def test_ckpt_path_last_without_a_run_is_refused(tmp_path: Path) -> None:
     from src.utils.errors import UserInputError
 
     cfg = compose_config("train.yaml", ["ckpt_path=last", "experiment=digits_cnn"], tmp_path)
-    _fake_run(tmp_path / "train" / "runs", "x", "digits_mlp", 1_000)  # another experiment
-    with pytest.raises(UserInputError, match="ckpt_path=last: no run of task 'train', experiment"):
+    with pytest.raises(UserInputError, match="ckpt_path=last: no run of task 'train' under"):
+        train(cfg)
+    _fake_run(tmp_path / "train" / "runs", "x", ["experiment=digits_mlp"], 1_000)
+    cfg = compose_config("train.yaml", ["ckpt_path=last", "experiment=digits_cnn"], tmp_path)
+    with pytest.raises(
+        UserInputError,
+        match=r"none of the 1 runs .*its experiment=digits_mlp model=mlp; this run's experiment=digits_cnn model=cnn",
+    ):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()  # nothing trained from scratch
+
+
+def test_ckpt_path_last_resumes_the_newest_run_of_the_same_model(tmp_path: Path, caplog) -> None:
+    """A default-model run, then a newer model=cnn run on the same data: ckpt_path=last
+    with the default model resumes the first (the cnn's last.ckpt does not fit it) and
+    says that it passed over the newer one; with a third model no run fits, and the
+    message names both runs and what differed."""
+    from src.utils.errors import UserInputError
+
+    logs = tmp_path / "logs"
+    runs = logs / "train" / "runs"
+
+    def run(name: str, *overrides: str) -> dict:
+        cfg = compose_config("train.yaml", [*QUICK, *overrides], runs / name)
+        cfg.paths.log_dir = str(logs)
+        (runs / name / ".hydra").mkdir(parents=True, exist_ok=True)  # as Hydra writes it
+        (runs / name / ".hydra" / "hydra.yaml").write_text(
+            yaml.safe_dump({"hydra": {"runtime": {"choices": dict(cfg.hydra.runtime.choices)}}})
+        )
+        return train(cfg)[0]
+
+    assert run("mlp", "trainer.max_epochs=2")["val/acc_best"] > 0.5  # it learned
+    run("cnn", "trainer.max_epochs=1", "model=cnn")  # newer, another architecture
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run("again", "trainer.max_epochs=3", "ckpt_path=last")
+    assert f"resuming {runs / 'mlp' / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    assert "passed over 1 newer run(s)" in caplog.text
+    assert f"{runs / 'cnn'} (its model=cnn; this run's model=mlp)" in caplog.text
+    resumed = torch.load(runs / "again" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (resumed["epoch"], resumed["global_step"]) == (2, 18)  # one epoch more than "mlp"
+
+    with pytest.raises(UserInputError) as refused:
+        run("none", "trainer.max_epochs=3", "ckpt_path=last", "model=mnist")
+    said = str(refused.value)
+    assert "none of the 3 runs" in said
+    for name in ("mlp", "cnn"):
+        assert f"{runs / name} (its model={name}; this run's model=mnist)" in said
+    assert not (runs / "none" / "checkpoints").exists()
 
 
 # shuffled batches and dropout: the diabetes MLP

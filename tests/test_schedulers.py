@@ -204,6 +204,33 @@ def test_swa_stopped_early_tests_the_best_checkpoint(tmp_path: Path) -> None:
     assert float(metrics["test/loss"]) == pytest.approx(loss_on_test_split(objects, best), rel=1e-4)
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_resuming_a_finished_swa_run_says_its_training_epochs(
+    tmp_path: Path, batch_norm: bool
+) -> None:
+    """A finished 4-epoch SWA run resumed with trainer.max_epochs=4 has nothing left to
+    train, and the message says 4 epochs: with BatchNorm, Lightning's extra pass that
+    recomputes the average's statistics is a 5th epoch in the checkpoint's fit loop (the
+    message said 'already trained 5 epochs'); without BatchNorm there is no such pass."""
+    from src.utils.errors import UserInputError
+
+    run = [*SWA_RUN, f"model.net.batch_norm={str(batch_norm).lower()}"]
+    metrics, _ = train(compose_config("train.yaml", run, tmp_path / "first"))
+    assert float(metrics["test/acc"]) > 0.5  # the average learned: ten classes
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    counted = saved["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    assert counted == (5 if batch_norm else 4)  # the BatchNorm pass counts as an epoch
+    again = tmp_path / "again"
+    cfg = compose_config("train.yaml", [*run, f"ckpt_path={last}"], again)
+    with pytest.raises(UserInputError) as refused:
+        train(cfg)
+    said = str(refused.value)
+    assert "has already trained 4 epochs and trainer.max_epochs=4" in said, said
+    assert "(trainer.max_epochs=14)" in said
+    assert not (again / "checkpoints").exists()
+
+
 def test_swa_callback_averages_the_epochs(tmp_path: Path) -> None:
     """callbacks=swa from the 2nd of 4 epochs (Lightning counts from 1): it averages the
     weights each epoch starts with from then on (the ends of epochs 0, 1 and 2)."""

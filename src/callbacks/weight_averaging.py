@@ -12,6 +12,11 @@ training ends, after the last checkpoint was written, and ``train.py`` tests the
 checkpoint: the average was never tested nor saved (test metrics equal to a run without
 SWA). Here the averaged module is saved as ``checkpoints/swa.ckpt``, the checkpoint
 ``train.py`` tests and ``eval.py run_dir=`` picks (``src.utils.checkpoints``).
+
+For a model with BatchNorm, Lightning's SWA adds an epoch after the last one that only
+recomputes the BatchNorm statistics of the average: the checkpoint's fit loop counts
+``max_epochs + 1`` epochs. The callback records that epoch in its checkpoint state
+(``UNTRAINED_EPOCHS``), so a resume check counts the epochs that trained.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging as LightningEMA
 from lightning.pytorch.callbacks import StochasticWeightAveraging as LightningSWA
 from lightning.pytorch.trainer.states import TrainerFn
 
-from src.utils.checkpoints import AVERAGE_CHECKPOINT
+from src.utils.checkpoints import AVERAGE_CHECKPOINT, UNTRAINED_EPOCHS
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
@@ -45,7 +50,30 @@ class EMAWeightAveraging(LightningEMA):
 class StochasticWeightAveraging(LightningSWA):
     """``lightning.pytorch.callbacks.StochasticWeightAveraging`` (same arguments) that saves
     the averaged module as ``<checkpoints>/swa.ckpt`` when training ends with the average
-    complete (every epoch up to the last averaged)."""
+    complete (every epoch up to the last averaged), and records its BatchNorm pass in its
+    checkpoint state as an epoch that trained nothing (``UNTRAINED_EPOCHS``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._untrained_epochs: list[int] = []
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        # Lightning's condition for the epoch that only updates BatchNorm statistics
+        batch_norm_pass = (
+            self._model_contains_batch_norm
+            and self._max_epochs != -1
+            and trainer.current_epoch == self.swa_end + 1
+        )
+        if batch_norm_pass and trainer.current_epoch not in self._untrained_epochs:
+            self._untrained_epochs.append(trainer.current_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), UNTRAINED_EPOCHS: list(self._untrained_epochs)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._untrained_epochs = [int(e) for e in state_dict.get(UNTRAINED_EPOCHS, [])]
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)  # the average into the module

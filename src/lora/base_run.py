@@ -7,7 +7,10 @@ Like a generated VIMH data set, it lives at a path derived from its settings,
 
 - the first use trains it there (``src/train.py`` in a process of its own, into a
   ``.partial-<pid>`` directory renamed once the run has finished), so a run that
-  fails or is interrupted never looks like a base;
+  fails or is interrupted never looks like a base; before the rename, the paths its
+  files saved (``.hydra/``, ``run_metadata.json``, the logger's hparams, the
+  checkpoints' callback states) are made to name the final directory, and its logs,
+  which keep what was printed, end with a line saying where it was trained;
 - a later use with the same settings finds it and trains nothing;
 - a directory at that path whose recorded settings differ, or that holds no
   finished run, is an error: it is never overwritten.
@@ -30,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from src.utils.atomic import write_text
+from src.utils.atomic import write_bytes, write_text
 from src.utils.ddp import LAUNCHER_ENV, is_extra_rank
 from src.utils.errors import UserInputError
 from src.utils.logging_utils import RankedLogger
@@ -119,7 +122,10 @@ def train_base(
         f"paths.log_dir={log_dir}",
         f"hydra.run.dir={partial}",
     ]
-    log.info(f"Training the LoRA base: {' '.join(command[1:])}")
+    log.info(
+        f"Training the LoRA base in {partial}, renamed {run_dir} once it has finished (a "
+        f"failed or interrupted training never looks like a base): {' '.join(command[1:])}"
+    )
     # a single run of its own: none of the DDP launcher's variables of this process
     env = {k: v for k, v in os.environ.items() if k not in (*LAUNCHER_ENV, "RANK")}
     done = subprocess.run(command, cwd=ROOT, env=env, check=False)
@@ -130,6 +136,65 @@ def train_base(
             "Fix what it says, or give model.lora.base_ckpt=<a run directory or checkpoint>."
         )
     return partial
+
+
+def _renamed(value: Any, old: str, new: str, found: list[bool]) -> Any:
+    """``value`` (a checkpoint's plain data) with ``old`` replaced by ``new`` in every
+    string and dictionary key (``found`` gets True when one held it); tensors and other
+    values as they are."""
+    if isinstance(value, str):
+        if old in value:
+            found.append(True)
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {
+            _renamed(k, old, new, found): _renamed(v, old, new, found) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_renamed(v, old, new, found) for v in value)
+    return value
+
+
+def name_final_directory(partial: Path, final: Path) -> list[Path]:
+    """Make the files of the finished run in ``partial`` name ``final``, the directory it
+    is about to be renamed to; returns the files changed.
+
+    Every text file and checkpoint that holds the partial path gets the final one (Hydra's
+    ``hydra.yaml``, ``run_metadata.json``, the logger's ``hparams.yaml``; ModelCheckpoint's
+    ``dirpath`` and ``best_model_path``, without which Lightning drops the best-so-far
+    state when the checkpoint is resumed in ``final``). A ``.log`` file keeps what was
+    printed and gets a line saying where the run was trained. Files that are neither
+    text nor checkpoints (images, event files) are left as they are."""
+    import io
+
+    import torch
+
+    old, new = str(partial), str(final)
+    note = (
+        f"\n[LoRA base] trained in {old}, renamed {new} when it had finished; the paths "
+        "above name the training directory.\n"
+    )
+    changed = []
+    for path in sorted(p for p in partial.rglob("*") if p.is_file()):
+        if path.suffix == ".ckpt":
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            found: list[bool] = []
+            renamed = _renamed(checkpoint, old, new, found)
+            if not found:
+                continue
+            buffer = io.BytesIO()
+            torch.save(renamed, buffer)
+            write_bytes(path, buffer.getvalue())
+        else:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:  # not text
+                continue
+            if old not in text:
+                continue
+            write_text(path, text + note if path.suffix == ".log" else text.replace(old, new))
+        changed.append(path)
+    return changed
 
 
 def find_or_train_base(
@@ -150,8 +215,10 @@ def find_or_train_base(
         return found
     if is_extra_rank():  # rank 0 builds its model first, so the base exists by now
         raise UserInputError(f"DDP rank found no LoRA base in {run_dir}: rank 0 trains it.")
+    run_dir = run_dir.absolute()  # the training process runs in ROOT, not here
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = train_base(run_dir, experiment, overrides, data_dir, log_dir)
+    name_final_directory(partial, run_dir)
     write_text(partial / SETTINGS_FILE, yaml.safe_dump(settings, sort_keys=True))
     try:
         partial.rename(run_dir)
@@ -160,5 +227,8 @@ def find_or_train_base(
         if found is None:
             raise
         shutil.rmtree(partial)  # this call's own copy of the same base
-    log.info(f"LoRA base trained: {run_dir}")
+    log.info(
+        f"LoRA base trained: {run_dir} (renamed from {partial.name}; the paths saved in it "
+        "name this directory)"
+    )
     return run_dir

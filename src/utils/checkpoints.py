@@ -24,6 +24,10 @@ LIGHTNING_CKPT_KEYWORDS = {"last", "best", "hpc", "registry"}
 # the averaged weights of a callbacks=swa run (src/callbacks/weight_averaging.py): the model the
 # run produced, so what train.py tests and eval.py run_dir= picks instead of the best epoch
 AVERAGE_CHECKPOINT = "swa.ckpt"
+# a key of a callback's checkpoint state: the (0-based) epochs the fit loop counted that
+# trained nothing, as SWA's BatchNorm pass (src/callbacks/weight_averaging.py); not counted
+# as trained epochs when a resume is checked
+UNTRAINED_EPOCHS = "untrained_epochs"
 
 
 def why_unreadable(error: Exception) -> str:
@@ -122,9 +126,19 @@ def check_checkpoint_fits(path: str | Path, model: nn.Module) -> dict[str, Any] 
 def check_training_left(path: str | Path, checkpoint: dict[str, Any], trainer: DictConfig) -> None:
     """Stop when resuming ``path`` (read as ``checkpoint``) would train nothing: it already
     holds ``trainer.max_epochs`` epochs (or ``max_steps`` steps). Lightning would return at
-    once and the run would end on a missing validation metric instead of saying why."""
+    once and the run would end on a missing validation metric instead of saying why. The
+    epochs said are training epochs: those a callback records as ``UNTRAINED_EPOCHS`` (SWA's
+    BatchNorm pass, which Lightning counts as one more epoch) are not among them."""
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
     epochs = progress.get("current", {}).get("processed")  # epochs whose training ended
+    if epochs is not None:  # less the epochs a callback ran that trained nothing
+        untrained = {
+            epoch
+            for state in checkpoint.get("callbacks", {}).values()
+            if isinstance(state, dict)
+            for epoch in state.get(UNTRAINED_EPOCHS, ())
+        }
+        epochs -= sum(1 for epoch in untrained if epoch < epochs)
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
     steps = checkpoint.get("global_step")
     if epochs is not None and max_epochs is not None and 0 <= max_epochs <= epochs:

@@ -5,6 +5,7 @@ clash or an unfinished base at that path is an error, and nothing is overwritten
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import hydra
@@ -102,3 +103,44 @@ def test_lora_trains_its_base_once(tmp_path: Path) -> None:
     adapter = json.loads((second / "adapter" / "adapter_config.json").read_text())
     assert Path(adapter["base_model_name_or_path"]).parent.parent == base
     assert not (second / "lora_bases").exists()
+
+
+def test_a_trained_base_names_its_final_directory(tmp_path: Path, caplog) -> None:
+    """The base trains in a .partial-<pid> directory that is renamed when it has finished:
+    what it saved names the final directory, so its checkpoint resumes there with its
+    best-so-far state (Lightning drops it when the recorded dirpath differs, and the
+    best checkpoint it records would be a path that no longer exists)."""
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    tiny = ["trainer.max_epochs=2", "+trainer.limit_train_batches=8", "logger=csv"]
+    with caplog.at_level("INFO"):
+        base = find_or_train_base(
+            "lora_digits_base", tiny, tmp_path / "bases", str(tmp_path / "data"), str(tmp_path)
+        )
+    partial = str(base.with_name(f"{base.name}.partial-{os.getpid()}"))  # where it trained
+    assert not Path(partial).exists() and (base / "run_status.json").is_file()
+    for path in base.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".json", ".csv"):
+            assert partial not in path.read_text(), path
+    hydra_saved = yaml.safe_load((base / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert hydra_saved["runtime"]["output_dir"] == str(base) == hydra_saved["run"]["dir"]
+    assert str(base) in (base / "run_metadata.json").read_text()  # its command names base
+    log_lines = (base / "train.log").read_text().splitlines()
+    assert log_lines[-1].startswith(f"[LoRA base] trained in {partial}, renamed {base}")
+
+    last = torch.load(base / "checkpoints" / "last.ckpt", weights_only=True)
+    (state,) = [v for k, v in last["callbacks"].items() if k.startswith("RunCheckpoint")]
+    assert partial not in repr(state)
+    resumed = ModelCheckpoint(dirpath=base / "checkpoints", monitor="val/acc", mode="max")
+    resumed.load_state_dict(state)  # as Lightning does resuming in the base's directory
+    assert resumed.best_model_score is not None and Path(resumed.best_model_path).is_file()
+    assert Path(resumed.last_model_path) == base / "checkpoints" / "last.ckpt"
+    assert status_metric(base) > 0.5  # the base learned: five classes, chance 0.2
+    # the console says where it trains and what happens to that directory
+    assert f"Training the LoRA base in {partial}, renamed {base} once it has" in caplog.text
+    assert f"LoRA base trained: {base} (renamed from {Path(partial).name}" in caplog.text
+
+
+def status_metric(run_dir: Path) -> float:
+    return json.loads((run_dir / "run_status.json").read_text())["metrics"]["test/acc"]
