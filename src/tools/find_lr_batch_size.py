@@ -188,6 +188,10 @@ def find_batch_size(cfg: DictConfig, objects: dict[str, Any]) -> dict[str, Any]:
 def search(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.find not in ("lr", "batch_size"):
         raise UserInputError(f"find={cfg.find} is not a search: use find=lr or find=batch_size.")
+    if cfg.get("seed") is not None:  # as train.py: the same seed, the same curve and suggestion
+        import lightning as L
+
+        L.seed_everything(cfg.seed, workers=True)
     objects = instantiate_run(cfg)
     out = Path(cfg.paths.output_dir)
     if cfg.find == "lr":

@@ -31,6 +31,20 @@ def test_lr_finder_writes_plot_json_and_override(tmp_path: Path, capsys) -> None
     assert abs(shift(report["smoothed"], report["loss"])) <= 1
 
 
+def test_lr_finder_with_the_same_seed_finds_the_same_curve(tmp_path: Path) -> None:
+    """The search is seeded as a training run is: two searches with one seed give the
+    same losses and suggestion, another seed other losses."""
+    reports = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        cfg = compose_config("lr_find.yaml", ["lr_find.num_training=30", f"seed={seed}"],
+                             tmp_path / name)  # fmt: skip
+        search(cfg)
+        reports.append(json.loads((tmp_path / name / "lr_find.json").read_text()))
+    assert reports[0]["loss"] == reports[1]["loss"]
+    assert reports[0]["suggestion"] == reports[1]["suggestion"]
+    assert reports[0]["loss"] != reports[2]["loss"]
+
+
 def shift(curve: list[float], raw: list[float], most: int = 20) -> int:
     """The steps ``curve`` lies behind ``raw`` (negative: ahead): the shift that brings it
     closest to them, in the mean squared difference over the finite points."""
