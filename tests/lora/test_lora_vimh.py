@@ -16,6 +16,7 @@ from src.lora.runs import LoRARun
 from src.models.components.head_specs import label_values
 from src.utils.checkpoints import best_checkpoint, read_checkpoint
 from src.utils.errors import UserInputError
+from src.vimh.plan import make_plan, settings_from
 from tests.conftest import compose_config, train_run, vimh_overrides
 
 MODEL = "model=vimh_cnn_16k"
@@ -33,7 +34,7 @@ def base_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small CNN trained briefly on simple_saw notes (heads note_number, note_velocity)."""
     run_dir = tmp_path_factory.mktemp("base")
     overrides = ["experiment=vimh_cnn", MODEL, *vimh_overrides(data_dir, 600), *FAST]
-    metrics, _ = train_run(run_dir, *overrides, "trainer.max_epochs=6")
+    metrics, _ = train_run(run_dir, *overrides, "trainer.max_epochs=10")
     assert metrics["test/note_number/acc"] > 0.2  # pitch learnt (chance: 1/49)
     return run_dir
 
@@ -167,10 +168,18 @@ def test_new_heads_replace_the_bases_whatever_their_names(tmp_path: Path) -> Non
     assert torch.equal(kept.weight, base_net.heads.outputs.note_velocity.weight)
 
 
-def saw_adapter(data_dir: Path, base_dir: Path, run_dir: Path, size: int, seed: int) -> Path:
+def saw_adapter(
+    data_dir: Path, base_dir: Path, run_dir: Path, size: int, log10_decay_time: float, seed: int
+) -> Path:
     """A plain LoRA on the base's own heads (+model/lora=default: every layer adapted, the
-    1-output velocity regression head too) on a simple_saw set of ``size`` notes."""
-    overrides = ["experiment=vimh_cnn", MODEL, *vimh_overrides(data_dir, size), *FAST]
+    1-output velocity regression head too) on a simple_saw set of ``size`` notes whose
+    decay differs from the base's (1 s to fall by 60 dB): a shifted task the adapter has
+    to learn, not the base's own data."""
+    decay = f"data.generation.synth.parameters.log10_decay_time={log10_decay_time}"
+    data = [*vimh_overrides(data_dir, size), decay]
+    composed = compose_config("train.yaml", ["experiment=vimh_cnn", *data], run_dir)
+    name = make_plan(settings_from(composed.data.generation)).name
+    overrides = ["experiment=vimh_cnn", MODEL, *data, f"data.data_dir={data_dir / name}", *FAST]
     lora = ["+model/lora=default", f"model.lora.base_ckpt={base_dir}", f"seed={seed}"]
     train_run(run_dir, *overrides, *lora, "trainer.max_epochs=8")
     return run_dir
@@ -186,8 +195,8 @@ def test_default_fuse_on_a_vimh_pair_gives_every_row(data_dir, base_dir, tmp_pat
     from src.lora.fuse import fuse_adapters
 
     runs = [
-        saw_adapter(data_dir, base_dir, tmp_path / "a", 600, 1),
-        saw_adapter(data_dir, base_dir, tmp_path / "b", 400, 2),
+        saw_adapter(data_dir, base_dir, tmp_path / "a", 600, -0.8, 1),
+        saw_adapter(data_dir, base_dir, tmp_path / "b", 400, 0.5, 2),
     ]
     cfg = compose_config("fuse.yaml", [f"adapters=[{runs[0]},{runs[1]}]"], tmp_path / "fused")
     results = fuse_adapters(cfg)
