@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data.dataloader import _SingleProcessDataLoaderIter
 
 from src.data.components.batches import IndexBatchSampler, tensor_loader
 from src.data.digits_datamodule import DigitsDataModule
@@ -87,6 +88,31 @@ def test_loader_order_depends_on_seed_and_epoch_only() -> None:
     sample = dm.data_train[5]
     assert len(dm.data_train) == 1077 and len(dm.data_test) == 360
     assert torch.equal(sample[0], dm.splits["train"][0][5]) and int(sample[1]) < 10
+
+
+def test_loader_serves_torchs_batches_without_its_profiler_range(monkeypatch) -> None:
+    """The in-memory loader's iterator (batches.py: torch's, less the per-batch
+    ``record_function``) gives what torch's own gives, leaves the random generators as
+    it does, and keeps the range while a profiler runs."""
+    x = torch.arange(50).float().unsqueeze(1)
+    loader = tensor_loader((x, torch.arange(50)), batch_size=8, shuffle=True, seed=4)
+    torch.manual_seed(0)
+    ours = [b[1] for b in loader]
+    ours_next = torch.rand(3)
+    torch.manual_seed(0)
+    torchs = [b[1] for b in _SingleProcessDataLoaderIter(loader)]
+    assert torch.equal(torch.cat(ours), torch.cat(torchs)) and len(ours) == 7
+    assert torch.equal(ours_next, torch.rand(3))  # the same seed draw at the start
+    ranges = []
+    real = torch.autograd.profiler.record_function
+    monkeypatch.setattr(
+        torch.autograd.profiler, "record_function", lambda name: ranges.append(name) or real(name)
+    )
+    assert len(list(tensor_loader((x,), batch_size=8))) == 7 and ranges == []
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        assert len(list(loader)) == 7
+    assert len(ranges) == 8  # torch's iterator: one range per batch and the stop
+    assert any(event.name.startswith("enumerate(DataLoader)") for event in prof.events())
 
 
 def test_distributed_shards_are_disjoint_and_equal() -> None:

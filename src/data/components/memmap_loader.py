@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler, get_worker_info
 
 from src.data.components.batches import (
+    BatchLoader,
     EpochOrder,
     IndexBatchSampler,
     ResumableLoader,
@@ -73,7 +74,7 @@ def memmap_loader(dm: Any, split: str, shuffle: bool) -> DataLoader:
         )
     workers = int(dm.num_workers or 0)
     # resumable mid-epoch without workers only: workers take batches ahead of training
-    loader = ResumableLoader if shuffle and workers == 0 else DataLoader
+    loader = ResumableLoader if shuffle and workers == 0 else BatchLoader
     return follow_fit_loop(loader(
         data, batch_sampler=batches, collate_fn=keep_batch, num_workers=workers,
         pin_memory=bool(dm.pin_memory), persistent_workers=bool(dm.persistent_workers) and workers > 0,
