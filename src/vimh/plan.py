@@ -72,8 +72,31 @@ def settings_from(node: Any) -> dict[str, Any]:
         key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
         for key, v in values.items()
     }
-    settings["synth"] = preset_settings(settings["synth"])
+    settings["synth"] = in_shipped_form(preset_settings(settings["synth"]))
     return settings
+
+
+def in_shipped_form(preset: Any) -> Any:
+    """``preset`` with every number that equals the shipped preset's at the same place
+    written as the shipped one is (``note_number.max=88.0`` -> ``88``), so that an
+    override to the shipped value names and hashes the shipped data set, not a
+    ``_synth-`` copy of it. Other values stay as given: the hashes of data sets made
+    before stay valid."""
+    if not isinstance(preset, dict):
+        return preset
+    shipped = shipped_preset(str(preset.get("name")))
+    return preset if shipped is None else _numbers_like(preset, json.loads(shipped))
+
+
+def _numbers_like(value: Any, shipped: Any) -> Any:
+    if isinstance(value, dict) and isinstance(shipped, dict):
+        return {k: _numbers_like(v, shipped[k]) if k in shipped else v for k, v in value.items()}
+    if isinstance(value, list) and isinstance(shipped, list) and len(value) == len(shipped):
+        return [_numbers_like(v, s) for v, s in zip(value, shipped, strict=True)]
+    numbers = (int, float)  # by type: a bool is no number here
+    if type(value) in numbers and type(shipped) in numbers and value == shipped:
+        return shipped
+    return value
 
 
 def preset_settings(preset: Any) -> Any:

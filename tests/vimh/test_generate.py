@@ -382,6 +382,16 @@ def test_new_options_at_their_usual_values_keep_old_data_sets_valid() -> None:
     assert make_plan(settings_from(generation_config())).settings_hash == "04dd3e5f4a85"
 
 
+def test_a_shipped_value_written_as_a_float_is_the_shipped_data_set() -> None:
+    """note_number.max is 88 in configs/synth/simple_saw.yaml: 88.0 on the command line
+    names and hashes the same data set (it made a _synth- copy); another value does not."""
+    shipped = make_plan(settings())
+    as_float = make_plan(settings("synth.parameters.note_number.max=88.0"))
+    assert (as_float.name, as_float.settings_hash) == (shipped.name, shipped.settings_hash)
+    other = make_plan(settings("synth.parameters.note_number.max=87.0"))
+    assert "_synth-" in other.name and other.settings_hash != shipped.settings_hash
+
+
 def test_grid_sampling_takes_every_combination_once_in_seeded_order(tmp_path: Path) -> None:
     grid = [
         "sampling=grid",
