@@ -161,6 +161,31 @@ def test_progress_bar_updates_first_and_last_batch_when_throttled(
     assert float(run["metrics"]["test/acc"]) > 0.8
 
 
+def test_progress_bar_stops_without_waiting_out_its_redraw_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning's drawing thread sleeps a whole period between redraws, and each stage's
+    end waited for it; the template's thread ends as soon as it is told to."""
+    from lightning.pytorch.callbacks.progress.rich_progress import CustomProgress
+
+    still_drawing: list[bool] = []
+    lightning_stop = CustomProgress.stop
+
+    def stop(self) -> None:
+        thread = self.live._refresh_thread
+        if thread is not None:
+            thread.stop()
+            thread.join(timeout=5)
+            still_drawing.append(thread.is_alive())
+        lightning_stop(self)
+
+    monkeypatch.setattr(CustomProgress, "stop", stop)
+    # one redraw every 20 s: Lightning's thread would sleep on through the 5 s above
+    run = train_with_bar(tmp_path, "callbacks.rich_progress_bar.refresh_rate=0.05")
+    assert still_drawing == [False, False]  # the end of fit and of test
+    assert float(run["metrics"]["test/acc"]) > 0.8
+
+
 def test_progress_bar_rejects_zero_updates_per_second(tmp_path: Path) -> None:
     from hydra.errors import InstantiationException
 
