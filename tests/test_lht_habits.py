@@ -15,7 +15,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 from src.models.components.simple_dense_net import SimpleDenseNet
 from src.train import train
 from src.utils.errors import UserInputError
-from src.utils.profiler import NoProfiler
+from src.utils.hook_dispatch import NoProfiler
 from tests.conftest import CONFIGS, compose_config, run_cli
 from tests.test_configs import data_dirs  # noqa: F401  (a fixture)
 
@@ -63,6 +63,10 @@ def test_every_debug_config_on_digits(debug, data_dirs, tmp_path) -> None:  # no
     # LHT's debug=profiler gets Lightning's SimpleProfiler; without one, our cheaper no-op
     profiler = SimpleProfiler if debug == "profiler" else NoProfiler
     assert type(trainer.profiler) is profiler
+    # the callbacks' empty per-batch hooks are passed by, also in the checkpoint callback
+    # Lightning adds (the tests' configs have no callbacks): it saves at batch ends only
+    checkpoint = trainer.checkpoint_callback
+    assert callable(checkpoint.on_train_batch_end) and checkpoint.on_before_backward is None
     assert "test/acc" in metrics
 
 

@@ -13,6 +13,7 @@ from src.callbacks.optuna_trial import trial_callbacks
 from src.data.spec import answer_with, build_datamodule
 from src.utils.checkpoint_io import with_atomic_checkpoints
 from src.utils.errors import UserInputError
+from src.utils.hook_dispatch import NoProfiler, skip_empty_batch_hooks
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
@@ -114,12 +115,12 @@ def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     plugins = with_atomic_checkpoints(hydra.utils.instantiate(cfg.trainer.get("plugins")))
     extra: dict[str, Any] = {}
     if cfg.trainer.get("profiler") is None:  # Lightning's no-op profiler, ~2 us less a hook
-        from src.utils.profiler import NoProfiler
-
         extra["profiler"] = NoProfiler()
     trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **extra
     )
+    # with the callbacks Lightning adds (a progress bar, a checkpoint) where none is given
+    skip_empty_batch_hooks(trainer.callbacks)  # ~3.5 us a callback a hook a batch less
     return {
         "cfg": cfg,
         "datamodule": datamodule,
