@@ -11,7 +11,8 @@ What it does, in order, so no script spells it out again:
 
 1. Hydra's main on ``configs/<config_name>`` (the project's config folder, wherever the
    script lives: ``src/train.py``, ``src/tools/``, ``src/reports/``, a feature folder);
-   ``--help`` prints the script's own options (``src/utils/tool_help.py``);
+   ``--help`` prints the script's own options (``src/utils/tool_help.py``); a single run
+   composes its config once (``src/utils/compose_once.py``);
 2. in a config that runs a trainer (it has a ``trainer`` node), the types and ranges of
    its main values (``src/utils/config_checks.py``), before anything heavy is imported;
 3. ``extras(cfg)`` (``src/utils/extras.py``: known-noise filters, tags, config tree) when
@@ -26,7 +27,7 @@ A script whose task makes a run (metrics, a model) decorates that task with
 ``src.utils.run_status.task_wrapper``, which records ``<run>/run_status.json``; the task
 stays callable on a composed config (``train(cfg) -> (metric_dict, object_dict)``).
 
-Light on purpose: only Hydra and the error module are imported here.
+Light on purpose: only Hydra, the help and the error modules are imported here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.utils import tool_help
+from src.utils.compose_once import composed_once
 from src.utils.errors import exit_on_user_error
 
 CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
@@ -70,7 +72,8 @@ def entry_point(
         @functools.wraps(wrapped)
         def script(*args: Any, **kwargs: Any) -> Any:
             tool_help.describe(sys.modules.get(main.__module__))  # what --help says first
-            return wrapped(*args, **kwargs)
+            with composed_once():  # Hydra composes a single run's config once, not twice
+                return wrapped(*args, **kwargs)
 
         return script
 
