@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from torch.utils.data.dataloader import _SingleProcessDataLoaderIter
 
-from src.data.components.batches import IndexBatchSampler, tensor_loader
+from src.data.components.batches import (
+    BatchLoader,
+    IndexBatchSampler,
+    TensorSamples,
+    tensor_loader,
+)
 from src.data.digits_datamodule import DigitsDataModule
 from src.data.mnist_datamodule import MNIST_FILES, MNISTDataModule
 from src.utils.errors import UserInputError
@@ -113,6 +118,25 @@ def test_loader_serves_torchs_batches_without_its_profiler_range(monkeypatch) ->
         assert len(list(loader)) == 7
     assert len(ranges) >= 7  # torch's own iterator, a range per batch (and one at the stop)
     assert any(event.name.startswith("enumerate(DataLoader)") for event in prof.events())
+
+
+def test_loader_calls_the_data_set_and_collate_fn_as_torchs_fetcher_does() -> None:
+    """Batches cut by ``__getitems__`` go through the loader's own ``collate_fn``; a data
+    set without ``__getitems__`` is fetched sample by sample: both as torch's iterator."""
+    x, y = torch.arange(40).float().unsqueeze(1), torch.arange(40)
+    loaders = [
+        BatchLoader(TensorSamples(x, y), batch_size=8, collate_fn=lambda b: (b[0] * 2, b[1])),
+        BatchLoader(TensorDataset(x, y), batch_size=8, shuffle=True),
+    ]
+    for loader in loaders:
+        torch.manual_seed(1)
+        ours = list(loader)
+        torch.manual_seed(1)
+        torchs = list(_SingleProcessDataLoaderIter(loader))
+        assert len(ours) == len(torchs) == 5
+        for (ox, oy), (tx, ty) in zip(ours, torchs, strict=True):
+            assert torch.equal(ox, tx) and torch.equal(oy, ty)
+    assert torch.equal(list(loaders[0])[1][0], 2 * x[8:16])  # collate_fn applied
 
 
 def test_distributed_shards_are_disjoint_and_equal() -> None:

@@ -47,6 +47,7 @@ from torch.utils.data import (
     Sampler,
     SequentialSampler,
 )
+from torch.utils.data._utils.fetch import _MapDatasetFetcher
 from torch.utils.data._utils.pin_memory import pin_memory as pin_batch
 from torch.utils.data.dataloader import _SingleProcessDataLoaderIter
 
@@ -78,9 +79,9 @@ class TensorSamples(Dataset):
         self, indices: slice | torch.Tensor | Sequence[int]
     ) -> tuple[torch.Tensor, ...]:
         if isinstance(indices, slice):  # a run of samples in order: views, no copy
-            return tuple(t[indices] for t in self.tensors)
+            return tuple([t[indices] for t in self.tensors])
         index = torch.as_tensor(indices, dtype=torch.long)
-        return tuple(t.index_select(0, index) for t in self.tensors)
+        return tuple([t.index_select(0, index) for t in self.tensors])
 
 
 def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -195,18 +196,30 @@ class _BatchIter(_SingleProcessDataLoaderIter):
     torch wraps every batch it serves in ``record_function``, a profiler range that
     costs ~14 us a batch even when no profiler runs (torch 2.14 on CPU): for batches
     cut by one slice, more than the cutting itself (in order, the DataLoader took
-    1.67x the plain loop's time, this iterator 1.08x: benchmarks/loader_speed.py).
-    It is the same iterator otherwise (sampler, fetcher with the loader's
-    ``collate_fn``, pinning, the seed draw at its start), and while a profiler runs
-    it is torch's own, range and all.
+    1.67x the plain loop's time, this iterator 1.02-1.06x: benchmarks/loader_speed.py).
+    It is the same iterator otherwise (sampler, the data set's ``__getitems__`` or
+    torch's fetcher, the loader's ``collate_fn``, pinning, the seed draw at its start),
+    and while a profiler runs it is torch's own, range and all.
     Written here because torch has no switch for the range; it relies on torch's
     private iterator class, which a test checks the loader still uses.
     """
 
+    def __init__(self, loader: DataLoader) -> None:
+        super().__init__(loader)
+        # what torch's map-style fetcher calls for a batch, called here without its frame
+        # and its checks at every batch (~1 us): dataset.__getitems__, then collate_fn
+        fetcher, getitems = self._dataset_fetcher, getattr(self._dataset, "__getitems__", None)
+        direct = type(fetcher) is _MapDatasetFetcher and fetcher.auto_collation and getitems
+        self._getitems = getitems if direct else None
+        self._collate = fetcher.collate_fn
+
     def __next__(self) -> Any:
         if torch.autograd._profiler_enabled() or self._sampler_iter is None:
             return super().__next__()
-        data = self._dataset_fetcher.fetch(next(self._sampler_iter))
+        if self._getitems is not None:
+            data = self._collate(self._getitems(next(self._sampler_iter)))
+        else:
+            data = self._dataset_fetcher.fetch(next(self._sampler_iter))
         if self._pin_memory:
             data = pin_batch(data, self._pin_memory_device)
         self._num_yielded += 1
