@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from src.callbacks.divergence import DivergedError
+from src.callbacks.divergence import DivergedError, StopOnDivergence
 from src.train import train
+from src.utils.errors import UserInputError
 from tests.conftest import compose_config
 
 # Adam with lr=1e30: the weights explode within the first epoch's steps
@@ -22,18 +24,67 @@ def _strict(path: Path) -> dict:
 
 
 def test_divergence_stops_the_run(tmp_path: Path) -> None:
-    cfg = compose_config(
-        "train.yaml", [*EXPLODE, "trainer.max_epochs=3", "model.optimizer.lr=1e30"], tmp_path
-    )
+    """Checked at every step (the CPU's default) or 4 steps at a time (as on a GPU, 50):
+    the same first non-finite step, and no checkpoint trained past it."""
+    stops = []
+    for every in ("null", "4"):
+        run_dir = tmp_path / every
+        cfg = compose_config(
+            "train.yaml",
+            [*EXPLODE, "trainer.max_epochs=3", "model.optimizer.lr=1e30",
+             f"callbacks.stop_on_divergence.check_every_n_steps={every}"],
+            run_dir,
+        )  # fmt: skip
+        with pytest.raises(DivergedError) as caught:
+            train(cfg)
+        status = _strict(run_dir / "run_status.json")
+        assert status["status"] == "diverged"
+        assert (status["epoch"], status["step"]) == (caught.value.epoch, caught.value.step)
+        assert status["step"] < 30  # stopped at once, not after three epochs of NaN
+        for checkpoint in (run_dir / "checkpoints").glob("*.ckpt"):  # only finite weights
+            weights = torch.load(checkpoint, weights_only=True)["state_dict"]
+            assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+        stops.append((status["epoch"], status["step"]))
+    assert stops[0] == stops[1]
+
+
+def _batch_ends(callback: StopOnDivergence, losses: list[float]) -> int:
+    """Feed ``losses`` as training steps 0, 1, ...; the number of batch ends it took."""
+    module = SimpleNamespace(device=torch.device("cpu"))
+    for step, loss in enumerate(losses):
+        trainer = SimpleNamespace(global_step=step + 1, current_epoch=0)  # after the step
+        callback.on_train_batch_end(trainer, module, torch.tensor(loss), None, step)
+    return len(losses)
+
+
+def test_grouped_checks_name_the_first_bad_step_and_guard_checkpoints() -> None:
+    nan, inf = float("nan"), float("inf")
+    callback = StopOnDivergence(check_every_n_steps=4)
+    _batch_ends(callback, [1.0, 2.0, nan])  # not read yet
     with pytest.raises(DivergedError) as caught:
-        train(cfg)
-    status = _strict(tmp_path / "run_status.json")
-    assert status["status"] == "diverged"
-    assert (status["epoch"], status["step"]) == (caught.value.epoch, caught.value.step)
-    assert status["step"] < 30  # stopped at once, not after three epochs of NaN
-    for checkpoint in (tmp_path / "checkpoints").glob("*.ckpt"):  # only finite weights kept
-        weights = torch.load(checkpoint, weights_only=True)["state_dict"]
-        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+        _batch_ends(callback, [inf])  # the fourth step: all four read, the first bad named
+    assert (caught.value.step, str(caught.value.value)) == (2, "nan")
+
+    callback = StopOnDivergence(check_every_n_steps=50)
+    _batch_ends(callback, [1.0, inf, 3.0])
+    with pytest.raises(DivergedError) as caught:  # a checkpoint reads first, and is not saved
+        callback.on_save_checkpoint(None, None, {})
+    assert caught.value.step == 1
+    for hook in ("on_validation_start", "on_train_epoch_end", "on_train_end"):
+        callback = StopOnDivergence(check_every_n_steps=50)
+        _batch_ends(callback, [nan])
+        with pytest.raises(DivergedError):
+            getattr(callback, hook)(None, None)
+
+    callback = StopOnDivergence(check_every_n_steps=2, keep_going=True)
+    _batch_ends(callback, [1.0, nan, nan, nan])  # warns once, then reads nothing
+    assert callback._warned and callback._pending == []
+
+
+def test_check_every_n_steps_must_be_a_whole_number() -> None:
+    for bad in (0, -1, 2.5, "4", True):
+        with pytest.raises(UserInputError, match="check_every_n_steps"):
+            StopOnDivergence(check_every_n_steps=bad)
 
 
 def test_keep_going_finishes_with_valid_json(tmp_path: Path) -> None:
