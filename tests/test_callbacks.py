@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,20 @@ def test_progress_bar_stops_without_waiting_out_its_redraw_period(
     run = train_with_bar(tmp_path, "callbacks.rich_progress_bar.refresh_rate=0.05")
     assert still_drawing == [False, False]  # the end of fit and of test
     assert float(run["metrics"]["test/acc"]) > 0.8
+
+
+def test_progress_bar_shows_the_logger_version_as_a_whole_number(tmp_path: Path) -> None:
+    from lightning.pytorch.callbacks.progress.rich_progress import MetricsTextColumn
+
+    run = train_with_bar(tmp_path, "logger=csv")
+    trainer = run["objects"]["trainer"]
+    bar = trainer.progress_bar_callback
+    items = bar.get_metrics(trainer, trainer.lightning_module)
+    column = MetricsTextColumn(trainer, "", " ", bar.theme.metrics_format)
+    column.update(items)
+    texts = list(column._generate_metrics_texts())  # what the bar's metric column shows
+    assert "v_num: 0" in texts  # Lightning's own formatting showed "v_num: 0.000"
+    assert any(re.fullmatch(r"test/acc: 0\.\d{3}", text) for text in texts)  # metrics: .3f
 
 
 def test_progress_bar_rejects_zero_updates_per_second(tmp_path: Path) -> None:
