@@ -5,8 +5,9 @@ only produces NaN metrics and a run that looks ``finished``. ``StopOnDivergence`
 checks the loss of every training step (on an accelerator, a group of steps at a
 time) and raises ``DivergedError`` at the first non-finite one: the run's status
 becomes ``diverged`` (with the epoch and step), ``last.ckpt`` keeps the last finite
-weights, a single run exits with status 1 and a sweep's trial fails. ``keep_going=true`` only warns (once), in
-the spirit of ``trainer.detect_anomaly``, for who wants to see what happens next.
+weights, a single run exits with status 1 and a sweep's trial fails.
+``keep_going=true`` only warns (once), in the spirit of ``trainer.detect_anomaly``, for
+who wants to see what happens next.
 """
 
 from __future__ import annotations

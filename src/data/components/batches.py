@@ -201,7 +201,8 @@ class _BatchIter(_SingleProcessDataLoaderIter):
     torch's fetcher, the loader's ``collate_fn``, pinning, the seed draw at its start),
     and while a profiler runs it is torch's own, range and all.
     Written here because torch has no switch for the range; it relies on torch's
-    private iterator class, which a test checks the loader still uses.
+    private iterator and map-style fetcher classes, which tests check the loader still
+    uses and matches.
     """
 
     def __init__(self, loader: DataLoader) -> None:
