@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from src.utils.multirun_summary import summary_table
@@ -65,6 +66,48 @@ def test_model_summary_has_no_flops_column_of_zeros(capsys) -> None:
     out = capsys.readouterr().out
     assert "SimpleDenseNet" in out and "Total params" in out
     assert "FLOPs" not in out
+
+
+def test_progress_bar_in_a_log_file_shows_each_metric_on_one_line_and_current(
+    tmp_path: Path,
+) -> None:
+    """Written to a pipe (a log file, CI), the bar's metrics came wrapped between a name and
+    its value in 80 columns; each now has a line of its own beside the bar. And the epoch's
+    training loss is the epoch's own, not the one before (the module logs it after the
+    bar's own epoch-end hook)."""
+    done = run_cli("train.py", "trainer.max_epochs=2", f"paths.log_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", done.stdout).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Epoch 1/1"))
+    assert "v_num: 0" in lines[start]
+    metrics = []
+    for line in lines[start + 1 :]:
+        if not line.startswith(" "):  # the log's next line: the bar's block has ended
+            break
+        metrics.append(line.strip())
+    assert all(re.fullmatch(r"[\w/]+: \d+\.\d{3}", m) for m in metrics), metrics
+    shown = dict(m.split(": ") for m in metrics)
+    assert set(shown) == {"val/loss", "val/acc", "val/acc_best", "train/loss"}
+    (csv,) = tmp_path.glob("train/runs/*/csv/version_0/metrics.csv")
+    logged = pd.read_csv(csv)
+    train_loss = logged.dropna(subset=["train/loss"]).set_index("epoch")["train/loss"]
+    assert shown["train/loss"] == f"{train_loss[1]:.3f}" != f"{train_loss[0]:.3f}"
+    val_acc = logged.dropna(subset=["val/acc"]).set_index("epoch")["val/acc"]
+    assert shown["val/acc"] == f"{val_acc[1]:.3f}"
+
+
+def test_progress_bar_leaves_a_terminal_width_or_a_given_layout_alone(monkeypatch) -> None:
+    from lightning.pytorch.callbacks.progress.rich_progress import RichProgressBarTheme
+
+    from src.callbacks.progress_bar import LOG_WIDTH, RichProgressBar
+
+    assert RichProgressBar()._console_kwargs == {"width": LOG_WIDTH}  # pytest: not a terminal
+    theme = RichProgressBarTheme(metrics_text_delimiter=" | ")
+    given = RichProgressBar(theme=theme, console_kwargs={"width": 100})
+    assert given._console_kwargs == {"width": 100} and given.theme is theme
+    monkeypatch.setenv("COLUMNS", "120")
+    columns = RichProgressBar()
+    assert columns._console_kwargs == {} and columns.theme.metrics_text_delimiter == " "
 
 
 @pytest.mark.slow

@@ -17,15 +17,26 @@ starts, by one that waits on its stop event.
 
 And it shows the logger's version as the whole number it is (``v_num: 3``, not
 ``v_num: 3.000``).
+
+Written to a file rather than a terminal (a sweep's or a cluster job's log, CI), rich
+lays the bar out 80 columns wide: the metrics got the ~17 columns the bar leaves and
+were wrapped between a name and its value (``val/acc_best:`` on one line, ``0.972
+train/loss:`` on the next). There the console is ``LOG_WIDTH`` wide and each metric gets
+a line of its own; a terminal, Jupyter, ``COLUMNS`` and a ``console_kwargs`` width or
+``theme`` given in the config are left as they are.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgressBar
-from lightning.pytorch.callbacks.progress.rich_progress import _RefreshThread
+from lightning.pytorch.callbacks.progress.rich_progress import (
+    RichProgressBarTheme,
+    _RefreshThread,
+)
 
 from src.utils.errors import UserInputError
 
@@ -40,6 +51,17 @@ class PromptRefreshThread(_RefreshThread):
                 with self.live._lock:
                     self.live.refresh()
                 self.refresh_cond = False
+
+
+LOG_WIDTH = 160  # a log file's line: the bar's columns and a metric beside them
+
+
+def _writes_to_a_file() -> bool:
+    """Whether rich's console writes to neither a terminal nor Jupyter (a log file)."""
+    import rich
+
+    console = rich.get_console()
+    return not console.is_terminal and not console.is_jupyter and "COLUMNS" not in os.environ
 
 
 class RichProgressBar(LightningRichProgressBar):
@@ -57,6 +79,10 @@ class RichProgressBar(LightningRichProgressBar):
                 "give a number > 0 (10 is the default)."
             )
         super().__init__(*args, **kwargs)
+        if _writes_to_a_file() and "width" not in self._console_kwargs:
+            self._console_kwargs = {**self._console_kwargs, "width": LOG_WIDTH}
+            if "theme" not in kwargs and len(args) < 3:  # Lightning's default theme
+                self.theme = RichProgressBarTheme(metrics_text_delimiter="\n")
         self._interval = 1.0 / updates_per_second
         self._next_update = 0.0
 
@@ -105,3 +131,16 @@ class RichProgressBar(LightningRichProgressBar):
         if isinstance(items.get("v_num"), int):
             items["v_num"] = str(items["v_num"])
         return items
+
+    # The module logs its epoch's training metrics (train/loss, train/acc) in its own
+    # on_train_epoch_end, which Lightning calls after the bar's: the bar showed each epoch
+    # with the training metrics of the epoch before. It reads them again once they are
+    # logged: as the next epoch starts, and when training ends.
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self._update_metrics(trainer, pl_module)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._update_metrics(trainer, pl_module)
+        self.refresh()
+        super().on_train_end(trainer, pl_module)
