@@ -144,3 +144,33 @@ def test_cheap_readme_commands_run_as_printed(tmp_path: Path) -> None:
             timeout=600,
         )
         assert done.returncode == 0, f"{cmd}\n{done.stderr[-3000:]}"
+
+
+def listed_options(cell: str) -> set[str]:
+    """The options a table cell names: `a`, `b_{1,2}` (each as `b_1`, `b_2`)."""
+    names: set[str] = set()
+    for name in re.findall(r"`([^`]+)`", cell):
+        stem, braces, rest = name.partition("{")
+        if braces:
+            choices, _, tail = rest.partition("}")
+            names |= {stem + choice + tail for choice in choices.split(",")}
+        else:
+            names.add(name)
+    return names
+
+
+def test_readme_config_groups_table_names_every_option() -> None:
+    """The README's table of config groups lists each group's options, no more, no fewer."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Config groups", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    checked = []
+    for row in table.splitlines()[2:]:
+        group_cell, options_cell = row.split(" | ")[:2]
+        group = group_cell.strip("| `")
+        folder = Path(CONFIGS) / group
+        if not folder.is_dir():  # extras/paths/hydra rows, local
+            continue
+        on_disk = {p.stem for p in folder.glob("*.yaml")}
+        assert listed_options(options_cell) == on_disk, group
+        checked.append(group)
+    assert {"data", "model", "callbacks", "logger", "experiment", "hparams_search"} <= set(checked)
