@@ -173,4 +173,10 @@ def test_readme_config_groups_table_names_every_option() -> None:
         on_disk = {p.stem for p in folder.glob("*.yaml")}
         assert listed_options(options_cell) == on_disk, group
         checked.append(group)
+        # sub-groups named in the notes with their options: `model/optimizer` (`adam`, ...)
+        for sub, options in re.findall(r"`([\w/]+)` \(([^)]*`[^)]*)\)", row):
+            assert listed_options(options) == {
+                p.stem for p in (Path(CONFIGS) / sub).glob("*.yaml")
+            }, sub
+            checked.append(sub)
     assert {"data", "model", "callbacks", "logger", "experiment", "hparams_search"} <= set(checked)
