@@ -179,4 +179,4 @@ def test_readme_config_groups_table_names_every_option() -> None:
                 p.stem for p in (Path(CONFIGS) / sub).glob("*.yaml")
             }, sub
             checked.append(sub)
-    assert {"data", "model", "callbacks", "logger", "experiment", "hparams_search"} <= set(checked)
+    assert {"data", "model", "callbacks", "experiment", "model/scheduler"} <= set(checked)
