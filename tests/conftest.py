@@ -80,7 +80,8 @@ def vimh_overrides(parent: Path, size: int) -> list[str]:
 
 def run_cli(script: str, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python src/<script> overrides...`` as a user would, from the project root."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    # pytest-xdist's workers set COLUMNS and LINES (80x24): not what a user's shell exports
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "COLUMNS", "LINES")}
     return subprocess.run(
         [sys.executable, str(ROOT / "src" / script), *overrides],
         cwd=ROOT,

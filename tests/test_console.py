@@ -101,6 +101,7 @@ def test_progress_bar_leaves_a_terminal_width_or_a_given_layout_alone(monkeypatc
 
     from src.callbacks.progress_bar import LOG_WIDTH, RichProgressBar
 
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist's workers set it
     assert RichProgressBar()._console_kwargs == {"width": LOG_WIDTH}  # pytest: not a terminal
     theme = RichProgressBarTheme(metrics_text_delimiter=" | ")
     given = RichProgressBar(theme=theme, console_kwargs={"width": 100})
