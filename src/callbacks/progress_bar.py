@@ -16,7 +16,9 @@ profiled; a sweep trial lasts ~3 s). This bar replaces the thread, as each stage
 starts, by one that waits on its stop event.
 
 And it shows the logger's version as the whole number it is (``v_num: 3``, not
-``v_num: 3.000``).
+``v_num: 3.000``), and each epoch with its own training metrics (Lightning's bar read
+them before the module had logged them: each epoch showed the previous one's
+``train/loss``).
 
 Written to a file rather than a terminal (a sweep's or a cluster job's log, CI), rich
 lays the bar out 80 columns wide: the metrics got the ~17 columns the bar leaves and
@@ -57,7 +59,8 @@ LOG_WIDTH = 160  # a log file's line: the bar's columns and a metric beside them
 
 
 def _writes_to_a_file() -> bool:
-    """Whether rich's console writes to neither a terminal nor Jupyter (a log file)."""
+    """Whether rich's console writes to neither a terminal nor Jupyter (a log file), with
+    no width of the user's (``COLUMNS``)."""
     import rich
 
     console = rich.get_console()
