@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from src.train import train
-from src.utils.atomic import DiskFullError, write_bytes, write_json
+from src.utils.atomic import DiskFullError, link_file, write_bytes, write_json
 from src.utils.runs import list_runs
 from tests.conftest import compose_config, save_run_config
 
@@ -52,6 +52,24 @@ def test_full_disk_keeps_the_previous_file(small_disk: Path) -> None:
     assert str(target) in message and "800,000 bytes" in message
     assert target.read_bytes() == b"good" * 25_000  # the previous version survived
     assert [p.name for p in small_disk.iterdir()] == ["last.ckpt"]  # no temporary left
+
+
+def test_link_replaces_the_target_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    source = write_bytes(tmp_path / "epoch_001.ckpt", b"best")
+    target = write_bytes(tmp_path / "last.ckpt", b"old")
+    link_file(source, target)
+    assert os.path.samefile(source, target) and target.read_bytes() == b"best"
+    write_bytes(target, b"later")  # a later save replaces the link, not the file it shares
+    assert (source.read_bytes(), target.read_bytes()) == (b"best", b"later")
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        link_file(source, target)
+    assert target.read_bytes() == b"later"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_001.ckpt", "last.ckpt"]
 
 
 def test_training_on_a_full_disk(small_disk: Path) -> None:

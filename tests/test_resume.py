@@ -4,6 +4,7 @@ killed after epoch k resumes from epoch k and ends where an uninterrupted run en
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -39,6 +40,51 @@ def test_last_checkpoint_is_rewritten_every_epoch(tmp_path: Path) -> None:
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (2, 18)
     assert [p.name for p in (tmp_path / "checkpoints").glob("epoch_*")] == ["epoch_000.ckpt"]
+
+
+def _key(item: tuple) -> str:
+    return str(item[0])
+
+
+def _same_contents(a, b, a_dir: str, b_dir: str) -> bool:
+    """Two loaded checkpoints hold equal values (paths compared relative to their runs)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):  # keys too may be paths (best_k_models)
+        return isinstance(b, dict) and _same_contents(
+            sorted(a.items(), key=_key), sorted(b.items(), key=_key), a_dir, b_dir
+        )
+    if isinstance(a, list | tuple):
+        pairs = zip(a, b, strict=False)  # lengths compared first
+        return len(a) == len(b) and all(_same_contents(x, y, a_dir, b_dir) for x, y in pairs)
+    if isinstance(a, str):
+        return a.replace(a_dir, "<run>") == b.replace(b_dir, "<run>")
+    return a == b
+
+
+def test_last_checkpoint_links_the_best_saved_at_the_same_step(tmp_path: Path, monkeypatch):
+    """An epoch that improves writes its checkpoint once: last.ckpt is a hard link to it,
+    holding what a save of its own would (the same run where the filesystem has none)."""
+    overrides = [*QUICK, "trainer.max_epochs=3"]
+    train(compose_config("train.yaml", overrides, tmp_path / "linked"))
+    checkpoints = tmp_path / "linked" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_002.ckpt", "last.ckpt"]
+    assert os.path.samefile(checkpoints / "epoch_002.ckpt", checkpoints / "last.ckpt")
+
+    def no_hard_links(source, target):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    train(compose_config("train.yaml", overrides, tmp_path / "written"))
+    written = tmp_path / "written" / "checkpoints"
+    assert not os.path.samefile(written / "epoch_002.ckpt", written / "last.ckpt")
+    assert not list(written.glob(".*"))  # no temporary link left behind
+    linked_last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    written_last = torch.load(written / "last.ckpt", weights_only=True)
+    state = next(v for k, v in linked_last["callbacks"].items() if "RunCheckpoint" in k)
+    assert state["last_model_path"] == str(checkpoints / "last.ckpt")
+    dirs = str(tmp_path / "linked"), str(tmp_path / "written")
+    assert _same_contents(linked_last, written_last, *dirs)
 
 
 def test_sigterm_mid_epoch_saves_where_it_stopped(tmp_path: Path, capfd) -> None:

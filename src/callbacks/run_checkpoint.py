@@ -13,17 +13,25 @@ crash at epoch 11 the resume point may be epoch 5. ``RunCheckpoint`` also
   writes it alone, without the collectives that would hang when one rank failed.
 
 Files are written atomically by ``src.utils.checkpoint_io.AtomicCheckpointIO``.
+Where ``last.ckpt`` follows a best checkpoint written at the same step, with the
+same contents (the checkpoint callback's own state names ``last.ckpt`` already:
+every time but the first), it becomes a hard link to that file instead of being
+serialised and written again: one write a checkpoint instead of two (a ResNet-18
+with Adam: ~134 MB). In one process, on a local filesystem that has hard links;
+anywhere else it is written as before.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
 from src.callbacks.state_key import FixedStateKey
-from src.utils.atomic import DiskFullError
+from src.utils.atomic import DiskFullError, link_file
+from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.logging_utils import RankedLogger
 
 log = RankedLogger(__name__)
@@ -31,6 +39,41 @@ log = RankedLogger(__name__)
 
 class RunCheckpoint(FixedStateKey, ModelCheckpoint):
     """``ModelCheckpoint`` with ``last.ckpt`` every epoch and on interruption."""
+
+    # (path written, the last_model_path its own state holds, global step) of the last save
+    _written: tuple[str, str, int] | None = None
+
+    def _same_checkpoint_written(self, trainer: Any, filepath: str) -> str | None:
+        """The file just written at this step whose contents a save to ``filepath`` would
+        repeat: Lightning saves ``last.ckpt`` right after the best checkpoint, and between
+        the two dumps only the callback's ``last_model_path`` may change (it is set before
+        saving last); from the second save of a run on it is ``filepath`` in both."""
+        if self._written is None or trainer.world_size != 1 or "://" in str(filepath):
+            return None
+        if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+            return None  # another plug-in may write later, elsewhere, or not a plain file
+        source, holds_last, step = self._written
+        if step != trainer.global_step or source != self._last_checkpoint_saved:
+            return None
+        return source if holds_last == str(filepath) != source else None
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        source = self._same_checkpoint_written(trainer, filepath)
+        if source is not None:
+            try:
+                link_file(source, filepath)
+            except OSError:
+                pass  # a filesystem without hard links: written in full below
+            else:
+                # what ModelCheckpoint._save_checkpoint records and tells the loggers
+                self._last_global_step_saved = trainer.global_step
+                self._last_checkpoint_saved = filepath
+                for logger in trainer.loggers:
+                    logger.after_save_checkpoint(proxy(self))
+                return
+        holds_last = self.last_model_path
+        super()._save_checkpoint(trainer, filepath)
+        self._written = (str(filepath), str(holds_last), trainer.global_step)
 
     def _save_last_now(self, trainer: Any) -> None:
         if (

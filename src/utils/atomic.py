@@ -80,6 +80,24 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def link_file(source: str | Path, path: str | Path) -> Path:
+    """Make ``path`` a hard link to ``source`` atomically (a link made beside it, renamed
+    over it): the old ``path`` or the new one, never neither. ``source`` must be a file the
+    caller wrote completely (its bytes synced already). Raises ``OSError`` where the
+    filesystem has no hard links; the old ``path`` is then untouched."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    os.link(source, temporary)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_bytes(path, text.encode("utf-8"))
