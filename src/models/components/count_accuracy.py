@@ -25,10 +25,19 @@ class CountAccuracy(Metric):
         self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("samples", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # torchmetrics' update wrapper sets these two plain attributes at every update;
+        # nn.Module.__setattr__ looks for parameters, buffers and submodules first
+        if name in ("_computed", "_update_count"):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def update(self, predicted: Tensor, target: Tensor) -> None:
         """Predicted classes against the true ones (any equal shapes)."""
-        self.correct += (predicted == target).sum()
-        self.samples += target.numel()
+        # add_: what `+=` does to a tensor, without setting the attribute again after it
+        self.correct.add_((predicted == target).sum())
+        self.samples.add_(target.numel())
 
     def compute(self) -> Tensor:
         return self.correct.float() / self.samples
