@@ -60,8 +60,10 @@ def update_each(metrics: MetricCollection, *args: Any) -> None:
     """``metrics.update(*args)`` without the collection's own work at every call
     (keyword filtering, compute-group bookkeeping: ~35 us on the build machines, as much
     as updating a count itself, and the training step updates every batch). Each metric
-    keeps states of its own; ``compute`` and ``reset`` on the collection are unchanged."""
-    for metric in metrics.values(copy_state=False):
+    keeps states of its own; ``compute`` and ``reset`` on the collection are unchanged.
+    ``ModuleDict.values``: the collection's own ``values`` first links the states of
+    metrics in a compute group (an attribute set even when there is none to link)."""
+    for metric in nn.ModuleDict.values(metrics):
         metric.update(*args)
 
 
