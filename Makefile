@@ -27,7 +27,7 @@ $(UV_PRIVATE):
 		"(Debian/Ubuntu: apt-get install python3-venv) or put uv on PATH"; exit 1; }
 	.venv-uv/bin/python -m pip install --quiet uv
 
-.PHONY: screenshots notebook chromium pre-commit optuna-dashboard postgres bench-pruning
+.PHONY: screenshots notebook chromium pre-commit optuna-dashboard postgres bench-pruning gpu-wheels
 .PHONY: help install train test test-all test-slow bench bench-epoch format lint clean clean-logs list-configs eval mlflow-ui \
 	lr-find bs-find summary export split shards example-images example-audio cv-report study-report train-best bench-sweep train-quick tq train-quick-cnn tqc train-quick-vit tqv \
 	train-quick-all tqa experiment-vimh evimh experiment-vimh-ordinal evimho experiment-vimh-regression \
@@ -87,6 +87,9 @@ bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, 
 
 bench-epoch: .venv/.synced ## Time a template epoch against bare Lightning and a plain PyTorch loop, and start-up
 	$(UVRUN) python benchmarks/epoch_speed.py
+
+gpu-wheels: $(filter $(UV_PRIVATE),$(UV)) ## Wheels a lent GPU machine lacks (hydra, bitsandbytes...) into .whl/, for bash benchmarks/gpu.sh there
+	UV=$(UV) bash benchmarks/gpu.sh wheels
 
 bench-sweep: .venv/.synced ## A sweep trial against a lone run, and 2 joblib workers against 1 (debug=fdr)
 	$(UVRUN) python benchmarks/sweep_overhead.py
