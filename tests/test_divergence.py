@@ -81,6 +81,21 @@ def test_grouped_checks_name_the_first_bad_step_and_guard_checkpoints() -> None:
     assert callback._warned and callback._pending == []
 
 
+def test_read_interval_follows_the_device_of_each_fit() -> None:
+    """The interval is worked out at a fit's first step (its module on its device) and kept
+    for that fit only: the same callback in a later fit on an accelerator groups its reads."""
+    callback = StopOnDivergence()
+    _batch_ends(callback, [1.0, 2.0])  # the CPU: every step read as it ends
+    assert callback._every == 1 and callback._pending == []
+    callback.on_fit_start(None, None)
+    gpu_module = SimpleNamespace(device=torch.device("cuda"))
+    trainer = SimpleNamespace(global_step=1, current_epoch=0)
+    callback.on_train_batch_end(trainer, gpu_module, torch.tensor(float("nan")), None, 0)
+    assert callback._every == StopOnDivergence.ACCELERATOR_STEPS and len(callback._pending) == 1
+    with pytest.raises(DivergedError):
+        callback.on_train_end(None, None)
+
+
 def test_check_every_n_steps_must_be_a_whole_number() -> None:
     for bad in (0, -1, 2.5, "4", True):
         with pytest.raises(UserInputError, match="check_every_n_steps"):

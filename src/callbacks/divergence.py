@@ -77,29 +77,38 @@ class StopOnDivergence(Callback):
         self.check_every_n_steps = check_every_n_steps
         self._warned = False
         self._pending: list[tuple[int, int, Any]] = []  # (epoch, step, loss) not read yet
+        self._every: int | None = None  # steps between reads in this fit, from its first step
 
     def _steps_between_checks(self, pl_module: Any) -> int:
         if self.check_every_n_steps is not None:
             return self.check_every_n_steps
         return 1 if pl_module.device.type == "cpu" else self.ACCELERATOR_STEPS
 
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._every = None  # the module is on its device now; read at the first step
+
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        # as little as possible at every step: between an optimizer step and the next batch
+        # a property or a read here costs ~10x what it does in a timeit loop (measured in
+        # a fit: the module's device 10 us, float(loss) 9 us)
         loss = _loss_of(outputs)
         if loss is None or self._warned:  # keep_going warns once, then reads nothing
             return
-        # global_step counts optimizer steps already taken; this was step global_step - 1
-        step = max(trainer.global_step - 1, 0)
-        every = self._steps_between_checks(pl_module)
-        if every == 1:  # read as each step ends (the CPU)
-            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if self._every is None:
+            self._every = self._steps_between_checks(pl_module)
+        if self._every == 1:  # read as each step ends (the CPU)
+            value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
             if not math.isfinite(value):
+                step = max(trainer.global_step - 1, 0)  # counts the step just taken
                 self._diverged(DivergedError(value, trainer.current_epoch, step))
             return
+        # global_step counts optimizer steps already taken; this was step global_step - 1
+        step = max(trainer.global_step - 1, 0)
         loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
         self._pending.append((trainer.current_epoch, step, loss))
-        if len(self._pending) >= every:
+        if len(self._pending) >= self._every:
             self.check()
 
     def check(self) -> None:
