@@ -148,6 +148,13 @@ class BaseLitModule(LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # by stage, for the step: a submodule attribute is looked up through nn.Module's
+        # __getattr__ (~5 us inside a fit), a plain dict in the instance's own
+        self._stage_metrics = {
+            "train": self.train_metrics,
+            "val": self.val_metrics,
+            "test": self.test_metrics,
+        }
         self.val_best: Metric = MaxMetric() if mode == "max" else MinMetric()
         self.val_best.persistent(True)  # the best-so-far survives a resume
         self._loss_totals: dict[str, _LossSum] = _LossTotals(self)
@@ -183,9 +190,13 @@ class BaseLitModule(LightningModule):
 
     def _shared_step(self, batch: Any, stage: str) -> tuple[Tensor, Tensor, Tensor]:
         loss, outputs, targets = self.model_step(batch)
-        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        # outputs may be one tensor or a collection of them (one per head)
-        self.update_metrics(metrics, apply_to_collection(outputs, Tensor, Tensor.detach), targets)
+        metrics = self._stage_metrics[stage]
+        # outputs: one tensor or a collection of them (one per head)
+        if isinstance(outputs, Tensor):
+            detached = outputs.detach()
+        else:
+            detached = apply_to_collection(outputs, Tensor, Tensor.detach)
+        self.update_metrics(metrics, detached, targets)
         # a running sum instead of a self.log call per step: Lightning's per-call
         # bookkeeping costs about as much as a small model's whole step
         self._loss_totals[stage].add(loss, len(targets))

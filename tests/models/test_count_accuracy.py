@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -31,3 +32,20 @@ def test_states_sum_across_processes_and_survive_a_state_dict() -> None:
     restored.persistent(True)
     restored.load_state_dict(first.state_dict())
     assert float(restored.compute()) == 0.5
+
+
+def test_updates_after_a_compute_count_and_clones_update_on_their_own(recwarn) -> None:
+    """Its own update wrapper keeps torchmetrics' bookkeeping: a compute after more
+    updates is not the cached one, updates are counted, a clone (re-wrapped) is separate."""
+    accuracy = CountAccuracy()
+    accuracy.update(torch.tensor([1, 2]), torch.tensor([1, 2]))
+    assert float(accuracy.compute()) == 1.0
+    accuracy.update(torch.tensor([3, 4]), torch.tensor([0, 0]))
+    assert float(accuracy.compute()) == 0.5 and accuracy._update_count == 2
+    copy = accuracy.clone()
+    copy.update(torch.tensor([5]), torch.tensor([5]))
+    assert (float(copy.compute()), float(accuracy.compute())) == (pytest.approx(0.6), 0.5)
+    accuracy.reset()
+    accuracy.update(torch.tensor([1]), torch.tensor([0]))
+    assert float(accuracy.compute()) == 0.0
+    assert not [w for w in recwarn if "before the ``update``" in str(w.message)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -25,13 +28,24 @@ class CountAccuracy(Metric):
         self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("samples", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
-    def __setattr__(self, name: str, value: object) -> None:
-        # torchmetrics' update wrapper sets these two plain attributes at every update;
-        # nn.Module.__setattr__ looks for parameters, buffers and submodules first
-        if name in ("_computed", "_update_count"):
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    def _wrap_update(self, update: Callable[[Tensor, Tensor], None]) -> Callable:
+        """torchmetrics' wrapper of ``update``, less what this update does not need.
+
+        Theirs also turns gradients off around the update and rewraps device errors, and it
+        sets its two attributes through ``nn.Module.__setattr__``: ~30 us a training step
+        inside a fit (measured), where the update itself takes ~30. This update compares
+        whole numbers and builds no graph; the two attributes (the cached result dropped,
+        the update counted) are kept the same way here.
+        """
+
+        @functools.wraps(update)
+        def counted(predicted: Tensor, target: Tensor) -> None:
+            attributes = self.__dict__
+            attributes["_computed"] = None
+            attributes["_update_count"] += 1
+            update(predicted, target)
+
+        return counted
 
     def update(self, predicted: Tensor, target: Tensor) -> None:
         """Predicted classes against the true ones (any equal shapes)."""
