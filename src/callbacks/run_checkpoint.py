@@ -17,7 +17,7 @@ Where ``last.ckpt`` follows a best checkpoint written at the same step, with the
 same contents (the checkpoint callback's own state names ``last.ckpt`` already:
 every time but the first), it becomes a hard link to that file instead of being
 serialised and written again: one write a checkpoint instead of two (a ResNet-18
-with Adam: ~134 MB). In one process, on a local filesystem that has hard links;
+with Adam: 140 MB). In one process, on a local filesystem that has hard links;
 anywhere else it is written as before.
 """
 
