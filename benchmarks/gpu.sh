@@ -15,8 +15,8 @@
 #                bf16-mixed, compile) against a compiled bf16 plain loop
 # Each part's output goes to $OUT/<part>.log ($OUT: the device tool's folder; logs/gpu
 # where it is unset), runs to $RUNS; a summary ends the output. Exits non-zero when a
-# part failed. TRAINER=cpu runs the same commands on a machine without a GPU, to check
-# the script itself (the GPU-only parts then fail, as they should).
+# part failed. TRAINER=cpu runs the same commands here, in the project's .venv (make
+# install), to check the script itself (the GPU-only parts then fail, as they should).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,9 +49,13 @@ fi
 out=${OUT:-logs/gpu}
 runs=${RUNS:-/tmp/gpu_runs}
 trainer=${TRAINER:-gpu}
-py=${PYTHON:-python3}
+if [ "$trainer" = gpu ]; then
+    py=${PYTHON:-python3}  # the GPU machine's Python, which holds its PyTorch
+else
+    py=${PYTHON:-.venv/bin/python}
+fi
 mkdir -p "$out" "$runs"
-if compgen -G ".whl/*.whl" >/dev/null; then
+if [ "$trainer" = gpu ] && compgen -G ".whl/*.whl" >/dev/null; then
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
