@@ -38,7 +38,8 @@ $(UV_PRIVATE):
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "} {name[NR] = $$1; text[NR] = $$2; if (length($$1) > w) w = length($$1)} \
+			END {for (i = 1; i <= NR; i++) printf "  \033[36m%-*s\033[0m  %s\n", w, name[i], text[i]}'
 
 install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 
@@ -82,7 +83,7 @@ mlflow-ui: .venv/.synced ## Browse the MLflow runs of logger=mlflow (http://127.
 screenshots: .venv/.synced chromium ## Photograph MLflow's runs table and TensorBoard's HPARAMS tab of tiny multiruns (logs/screenshots/)
 	UI_SCREENSHOTS=logs/screenshots OMP_NUM_THREADS=1 $(UVRUN) pytest -p no:xdist -q -m slow tests/test_ui_screenshots.py
 
-bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, target, met (~10 min)
+bench: .venv/.synced ## Every CPU benchmark, then one table: figure, reference, target, met (~13 min)
 	$(UVRUN) python benchmarks/suite.py
 
 bench-epoch: .venv/.synced ## Time a template epoch against bare Lightning and a plain PyTorch loop, and start-up

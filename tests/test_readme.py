@@ -97,6 +97,19 @@ def test_every_readme_make_target_exists() -> None:
     )
 
 
+def test_make_help_lists_every_described_target_in_one_column() -> None:
+    """`make help` (README: "prints them all") shows each `## ` target once, and every
+    description starts in the same column however long the longest target name is."""
+    described = re.findall(r"^([a-zA-Z0-9_-]+):.*## ", (ROOT / "Makefile").read_text(), re.M)
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in out.stdout.splitlines()]
+    assert sorted(line.split()[0] for line in lines) == sorted(described)
+    width = max(map(len, described))
+    columns = {line.index(line.split(maxsplit=1)[1]) for line in lines}
+    assert columns == {2 + width + 2}, f"descriptions start in columns {sorted(columns)}"
+
+
 @pytest.mark.parametrize("words", python_commands(), ids=shlex.join)
 def test_every_readme_python_command_composes(words: list[str]) -> None:
     """Each command's overrides name config options and keys that exist."""
