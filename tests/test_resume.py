@@ -20,7 +20,9 @@ from tests.conftest import ROOT, compose_config
 QUICK = ["logger=none", "test=false", "+trainer.limit_train_batches=6", "seed=3"]
 
 
-def _signal_at(epoch: int, batch: int | None, name: str, marker: Path) -> list[str]:
+def _signal_at(
+    epoch: int, batch: int | None, name: str, marker: Path, during: str = "train"
+) -> list[str]:
     key = "+callbacks.signal_at"
     return [
         f"{key}._target_=tests.signal_callback.SignalAt",
@@ -28,6 +30,7 @@ def _signal_at(epoch: int, batch: int | None, name: str, marker: Path) -> list[s
         f"{key}.batch={'null' if batch is None else batch}",
         f"{key}.signal_name={name}",
         f"{key}.marker={marker}",
+        f"{key}.during={during}",
     ]
 
 
@@ -290,6 +293,33 @@ def test_stopped_mid_epoch_resumes_bitwise_equal(
     for key, value in expected["state_dict"].items():
         assert torch.equal(got["state_dict"][key], value), key
     # the epoch stopped part-way reports all its batches (train/), the best so far survives
+    assert sorted(resumed) == sorted(straight)
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_stopped_during_validation_resumes_bitwise_equal(
+    uninterrupted: tuple[Path, dict, Path], tmp_path: Path, name: str
+) -> None:
+    """Stopped in epoch 1's validation (before its second batch), the run resumes with
+    that epoch's training done and validates it from the start, then ends as the
+    uninterrupted run ends, metrics and weights exactly: early stopping and the best
+    checkpoint need the epoch's whole validation."""
+    straight_dir, straight, data = uninterrupted
+    common = [*MID_EPOCH, f"paths.data_dir={data}"]
+    killed = _signal_at(1, 1, name, tmp_path / "signalled", during="val")
+    with pytest.raises(SystemExit):
+        train(compose_config("train.yaml", [*common, *killed], tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 18  # epoch 1 trained
+    cfg = compose_config("train.yaml", [*common, *killed, f"ckpt_path={last}"], tmp_path)
+    resumed, _ = train(cfg)
+    expected = torch.load(straight_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    got = torch.load(last, weights_only=True)
+    assert got["global_step"] == expected["global_step"] == 18
+    for key, value in expected["state_dict"].items():
+        assert torch.equal(got["state_dict"][key], value), key
     assert sorted(resumed) == sorted(straight)
     for key, value in straight.items():
         assert torch.equal(resumed[key], value), key

@@ -7,7 +7,10 @@ crash at epoch 11 the resume point may be epoch 5. ``RunCheckpoint`` also
 - writes ``last.ckpt`` at the end of every epoch (every validation when
   validating several times an epoch), improved or not;
 - writes it where training stopped when the run is interrupted (SIGTERM,
-  Ctrl-C, an exception), so a resume continues from that step; not when the
+  Ctrl-C, an exception), so a resume continues from that step (stopped during the
+  fit's validation, the checkpoint says the validation has not begun: the resumed
+  run validates that epoch's weights from the first batch, because the metrics of
+  the batches already validated are not in the checkpoint); not when the
   run diverged (the last finite weights are the ones worth resuming) and not
   when the disk is full (the previous good ``last.ckpt`` is kept); under DDP rank 0
   writes it alone, without the collectives that would hang when one rank failed.
@@ -27,7 +30,7 @@ from typing import Any
 from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 
 from src.callbacks.state_key import FixedStateKey
 from src.utils.atomic import DiskFullError, link_file
@@ -42,6 +45,7 @@ class RunCheckpoint(FixedStateKey, ModelCheckpoint):
 
     # (path written, the last_model_path its own state holds, global step) of the last save
     _written: tuple[str, str, int] | None = None
+    _validation_interrupted = False  # set while on_exception saves from inside validation
 
     def _same_checkpoint_written(self, trainer: Any, filepath: str) -> str | None:
         """The file just written at this step whose contents a save to ``filepath`` would
@@ -125,12 +129,29 @@ class RunCheckpoint(FixedStateKey, ModelCheckpoint):
 
         if isinstance(exception, DivergedError | DiskFullError):
             return  # keep the last good checkpoint
-        if trainer.world_size > 1:
-            self._save_last_alone(trainer)
-        else:
-            self._save_last_now(trainer)
+        self._validation_interrupted = trainer.state.stage == RunningStage.VALIDATING
+        try:
+            if trainer.world_size > 1:
+                self._save_last_alone(trainer)
+            else:
+                self._save_last_now(trainer)
+        finally:
+            self._validation_interrupted = False
         if self.last_model_path:
             log.info(
                 f"{type(exception).__name__} at epoch {trainer.current_epoch}, step "
                 f"{trainer.global_step}: resume point saved to {self.last_model_path}"
             )
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
+        """A resume point written from inside the fit's validation: the validation loop's
+        counters as Lightning's loops read "stopped before the first validation batch"
+        (Lightning's mid-evaluation restart, which then runs the whole validation; left as
+        they are, its loops take the finished training batches for a checkpoint saved
+        after validation, skip it, and early stopping finds no val/ metric)."""
+        if not self._validation_interrupted:
+            return
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"]
+        progress["total"].update(ready=1, started=1, processed=0, completed=0)
+        progress["current"].update(ready=0, started=0, processed=0, completed=0)
+        progress["is_last_batch"] = False
