@@ -216,6 +216,8 @@ def test_model_config_takes_its_numbers_from_the_data(tmp_path: Path) -> None:
     message = str(user_error_in(error.value))
     assert "'num_classes'" in message and "DiabetesDataModule" in message
     assert "do not go together" in message
+    # it names the models whose data keys the diabetes table provides: the regression ones
+    assert "(model=cnn1d or model=regression_mlp)" in message
 
 
 def test_mnist_damaged_idx_files_are_named(tmp_path: Path, mnist_dir: Path) -> None:

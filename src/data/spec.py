@@ -20,6 +20,8 @@ entry point, test and notebook has the resolver before its config is resolved.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -76,14 +78,28 @@ def _resolve(key: str, *, _root_: DictConfig, _parent_: Any) -> Any:
     spec = spec_of(data_cfg)
     if key not in spec:
         module = data_cfg._target_.rsplit(".", 1)[-1]
+        fitting = models_taking_only(spec)
+        choose = f"model={' or model='.join(fitting)}" if fitting else "model=..."
         raise UserInputError(
             f"The model config ({where}) takes '{key}' from the data, and the data module "
             f"{module} does not provide it (it provides {sorted(spec) or 'nothing'}): this "
-            "model and this data do not go together. Choose a model made for this data "
-            f"(model=...), or set the value on the command line ({where}.{key}=...)."
+            f"model and this data do not go together. Choose a model made for this data "
+            f"({choose}), or set the value on the command line ({where}.{key}=...)."
         )
     value = spec[key]
     return list(value) if isinstance(value, tuple) else value
+
+
+def models_taking_only(spec: dict[str, Any]) -> list[str]:
+    """The model configs (``configs/model/<name>.yaml``) whose ``${data_spec:...}`` keys
+    this spec all provides: the models to suggest when one does not fit the data."""
+    folder = Path(__file__).resolve().parents[2] / "configs" / "model"
+    fitting = []
+    for path in sorted(folder.glob("*.yaml")):
+        keys = set(re.findall(rf"\${{{RESOLVER}:([a-z_]+)}}", path.read_text()))
+        if keys and keys <= set(spec):
+            fitting.append(path.stem)
+    return fitting
 
 
 def register() -> None:
