@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,15 +153,26 @@ def compare(
     return results
 
 
-def main() -> None:
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The options and the Hydra overrides of a command line. Overrides (key=value, ~key) go
+    anywhere on the line: argparse alone would take one placed after ``--seeds 1 2 3`` for
+    a seed (``nargs="+"`` is greedy) and stop at "invalid int value"."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1000, help="notes generated (train + test)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[12345], help="one run per seed")
     parser.add_argument("--out", type=Path, default=ROOT / "logs" / "compare_head_losses")
-    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
-    args = parser.parse_args()
-    results = compare(args.out, args.size, args.epochs, args.seeds, VARIANTS, args.overrides)
+    parser.add_argument(
+        "overrides", nargs="*", help="more Hydra overrides for every run (key=value, anywhere)"
+    )
+    hydra = [a for a in argv if a.startswith("~") or ("=" in a and not a.startswith("-"))]
+    args = parser.parse_args([a for a in argv if a not in hydra])
+    return args, [*args.overrides, *hydra]
+
+
+def main() -> None:
+    args, overrides = parse(sys.argv[1:])
+    results = compare(args.out, args.size, args.epochs, args.seeds, VARIANTS, overrides)
     text = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text + "\n")

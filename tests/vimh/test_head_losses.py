@@ -159,6 +159,19 @@ def test_readme_overrides_train_and_the_checkpoint_holds_plain_data(
     }
 
 
+def test_compare_head_losses_takes_overrides_anywhere_on_the_line() -> None:
+    """README's command puts a Hydra override after ``--seeds 1 2 3``: it is an override,
+    not a fourth seed (argparse alone stopped at "invalid int value")."""
+    from src.tools.compare_head_losses import parse
+
+    line = "--size 2000 --epochs 20 --seeds 1 2 3 data.batch_size=32"
+    args, overrides = parse(line.split())
+    assert (args.size, args.epochs, args.seeds) == (2000, 20, [1, 2, 3])
+    assert overrides == ["data.batch_size=32"]
+    args, overrides = parse(["trainer.max_epochs=2", "--seeds", "4", "~callbacks.ema"])
+    assert args.seeds == [4] and overrides == ["trainer.max_epochs=2", "~callbacks.ema"]
+
+
 @pytest.mark.slow
 def test_compare_head_losses_tool_trains_each_variant(tmp_path: Path) -> None:
     """The comparison tool on 1,000 notes, 8 epochs, two of its variants: each learns
