@@ -160,6 +160,11 @@ def generate_vimh(
             )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", suffix=".partial", dir=target.parent))
+    # mkdtemp makes it 0700; the data set it becomes is as readable as any directory the
+    # user makes (the umask's say), so a shared data folder stays shared
+    mask = os.umask(0)
+    os.umask(mask)
+    staging.chmod(0o777 & ~mask)
     try:
         info = write_into(staging, plan, workers)
         _move_into_place(staging, target, plan, overwrite)

@@ -57,6 +57,22 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert (info["train_samples"], info["test_samples"]) == (38, 10)  # test_fraction 0.2
 
 
+def test_the_data_set_is_as_readable_as_a_directory_the_user_makes(tmp_path: Path) -> None:
+    """The staging directory (mkdtemp: 0700) becomes the data set: it gets the mode the
+    umask gives a new directory, so colleagues sharing data/ can read it."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        made = generate_vimh(settings(), tmp_path)
+        (tmp_path / "made_by_hand").mkdir()
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(made.stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "made_by_hand").stat().st_mode) == 0o755
+
+
 def test_regenerating_with_the_same_settings_is_a_no_op(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
