@@ -16,6 +16,7 @@ fails (out of memory) or the search ends, and prints that override instead.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -173,15 +174,29 @@ def find_batch_size(cfg: DictConfig, objects: dict[str, Any]) -> dict[str, Any]:
     datamodule = objects["datamodule"]
     if not hasattr(datamodule, "batch_size"):
         raise UserInputError(f"{type(datamodule).__name__} has no batch_size to search.")
-    size = Tuner(objects["trainer"]).scale_batch_size(
-        objects["model"], datamodule=datamodule, **cfg.batch_size_find
-    )
+    # Lightning ends its search with "will continue with full run using batch size N", a
+    # size past the training split when it ran out of samples, not of memory; this tool
+    # runs nothing after it and prints the size to use itself
+    tuner_log = logging.getLogger("lightning.pytorch.tuner.batch_size_scaling")
+    level = tuner_log.level
+    tuner_log.setLevel(logging.WARNING)
+    try:
+        size = Tuner(objects["trainer"]).scale_batch_size(
+            objects["model"], datamodule=datamodule, **cfg.batch_size_find
+        )
+    finally:
+        tuner_log.setLevel(level)
     # the search stops at the first size at or past the training set's size
     train_size = len(getattr(datamodule.train_dataloader(), "dataset", ()))
-    if train_size and size > train_size:
-        size = train_size
+    if train_size and size >= train_size:
+        print(
+            f"Every batch size up to the whole training split ({train_size} samples) ran: "
+            f"memory does not limit it here.\nLargest: data.batch_size={train_size} (one "
+            "batch an epoch; a smaller one takes more optimizer steps an epoch)"
+        )
+        return {"batch_size": train_size, "whole_split": True}
     print(f"Largest batch size that ran: {size}\nUse: data.batch_size={size}")
-    return {"batch_size": size}
+    return {"batch_size": size, "whole_split": False}
 
 
 @task_wrapper

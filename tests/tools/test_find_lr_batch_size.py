@@ -69,12 +69,18 @@ def test_lr_finder_explains_a_missing_suggestion(tmp_path: Path, capsys) -> None
     )
 
 
-def test_batch_size_finder_stops_at_the_training_set(tmp_path: Path, capsys) -> None:
+def test_batch_size_finder_stops_at_the_training_set(tmp_path: Path, capsys, caplog) -> None:
+    """On the digits every size fits: the tool says the split, not memory, ended the
+    search, and Lightning's "will continue with full run using batch size 2048" (a size
+    past the split, and no run follows) is not printed beside it."""
     cfg = compose_config("lr_find.yaml", ["find=batch_size"], tmp_path)
+    assert cfg.task_name == "batch_size_find"  # its own logs/ folder, not lr_find's
     metrics, objects = search(cfg)
     found = json.loads((tmp_path / "batch_size_find.json").read_text())["batch_size"]
     assert found == metrics["found"] == 1077  # digits' training split: nothing larger helps
-    assert "data.batch_size=1077" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "whole training split (1077 samples)" in out and "data.batch_size=1077" in out
+    assert not [r for r in caplog.records if "continue with full run" in r.getMessage()]
 
 
 def descent_curve(x: np.ndarray, centre: float) -> np.ndarray:
