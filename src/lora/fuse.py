@@ -155,7 +155,13 @@ def report(results: dict[str, dict[str, float]], runs: dict[str, LoRARun], path:
     with open(path, "w", newline="") as file:
         csv.writer(file).writerows([["method", *tasks], *rows])
     width = max(len(cell) for cell in ["method", *tasks, *results]) + 3
-    print("Test metric of each fused adapter on each source task:")
+    monitor = str(next(iter(runs.values())).cfg.model.get("monitor", "val/acc"))
+    metric = monitor.replace("val/", "test/", 1)
+    print(
+        f"{metric} of each fused adapter on each source task's test split (base: the base "
+        "net with each task's own head and no low-rank update; separate: each task's own "
+        "adapter):"
+    )
     print("".join(h.ljust(width) for h in ["method", *tasks]))
     for row in rows:
         print("".join(cell.ljust(width) for cell in row))

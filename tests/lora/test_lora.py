@@ -128,10 +128,11 @@ def test_merged_checkpoint_is_a_plain_one_that_eval_reads(lora_run, tmp_path) ->
     assert float(evaluated["test/acc"]) == pytest.approx(metrics["test/acc"], abs=1e-6)
 
 
-def test_fused_adapters_beat_chance_on_both_tasks(lora_run, inverted_run, tmp_path) -> None:
+def test_fused_adapters_beat_chance_on_both_tasks(lora_run, inverted_run, tmp_path, capsys) -> None:
     runs = [lora_run[0], inverted_run[0]]
     cfg = compose_config("fuse.yaml", [f"adapters=[{runs[0]},{runs[1]}]"], tmp_path)
     results = fuse_adapters(cfg)  # prints the table of every method on every task
+    assert "test/acc of each fused adapter on each source task" in capsys.readouterr().out
     assert set(results) == {
         "separate",
         "base",

@@ -203,6 +203,7 @@ def test_default_fuse_on_a_vimh_pair_gives_every_row(data_dir, base_dir, tmp_pat
     printed = capsys.readouterr().out
     methods = ["linear", "ties", "ties_svd", "dare_linear", "dare_ties", "svd", "slerp"]
     assert list(results) == ["separate", "base", *methods]
+    assert "test/score of each fused adapter on each source task's test split" in printed
     for row in ["base", *methods]:
         assert re.search(rf"^{row} +0\.\d{{4}} +0\.\d{{4}}", printed, re.M), row
     # each adapter learnt its data beyond the base it started from (scores in 0..1)
