@@ -64,6 +64,54 @@ def test_learning_curves_of_runs_without_the_metric_say_so(log_dir: Path) -> Non
         runs.plot_learning_curves(run_dirs, metric="val/r2")
 
 
+def fake_run(run_dir: Path, overrides: list[str], task: str = "train") -> Path:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(f"task_name: {task}\n")
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    return run_dir
+
+
+def test_a_resumed_runs_history_joins_its_csv_versions(tmp_path: Path) -> None:
+    """Each resume starts a new csv/version_<n>: the history is all of them in version
+    order (10 after 2), the later value where an epoch was logged twice (stopped, run
+    again); before, only the newest version was read and the runs's first epochs were lost."""
+    run = fake_run(tmp_path / "run", ["model.optimizer.lr=0.01"])
+    rows = {
+        0: "epoch,step,train/loss,val/acc\n0,9,1.0,\n0,9,,0.3\n",
+        2: "epoch,step,train/loss,val/acc\n1,19,0.8,0.5\n",  # stopped in epoch 1's val
+        10: "epoch,step,train/loss,val/acc\n1,19,0.8,0.7\n2,29,0.6,0.8\n",
+    }
+    for version, text in rows.items():
+        (run / "csv" / f"version_{version}").mkdir(parents=True)
+        (run / "csv" / f"version_{version}" / "metrics.csv").write_text(text)
+    history = runs.load_metrics(run)
+    assert history["epoch"].tolist() == [0, 1, 2]
+    assert history["val/acc"].tolist() == [0.3, 0.7, 0.8]
+    assert runs.run_summary(run)["val/acc"] == 0.8
+    assert runs.run_label(run) == "model.optimizer.lr=0.01"  # the legend tells runs apart
+    assert runs.run_label(fake_run(tmp_path / "bare", [])) == "bare"
+
+
+def test_a_tools_output_inside_a_run_is_listed_as_derived(tmp_path: Path) -> None:
+    """merge-lora's <run>/merged and fuse's <fuse run>/<method>/<task> carry their source
+    run's config and no status: they are "derived" from the run they sit in, not
+    training runs of unknown status."""
+    lora = fake_run(tmp_path / "train" / "runs" / "a", ["experiment=lora_digits"])
+    (lora / "run_status.json").write_text('{"status": "finished"}')
+    fake_run(lora / "merged", ["experiment=lora_digits"])
+    fused = fake_run(tmp_path / "fuse" / "runs" / "b", [], task="fuse")
+    (fused / "run_status.json").write_text('{"status": "finished"}')
+    fake_run(fused / "ties" / "task1", ["experiment=lora_digits"])
+    table = runs.list_runs(tmp_path).set_index("run_dir")
+    assert table.loc[str(lora), "status"] == "finished"
+    assert table.loc[str(lora / "merged"), ["task", "status", "derived_from"]].tolist() == [
+        "train", "derived", str(lora)
+    ]  # fmt: skip
+    assert table.loc[str(fused / "ties" / "task1"), ["task", "status"]].tolist() == [
+        "fuse", "derived"
+    ]  # fmt: skip
+
+
 def test_failed_run_is_marked_failed(tmp_path: Path) -> None:
     done = run_cli(
         "train.py",

@@ -31,18 +31,26 @@ def find_runs(log_dir: str | Path) -> list[Path]:
     )
 
 
+def _version(metrics_file: Path) -> int:
+    number = metrics_file.parent.name.removeprefix("version_")
+    return int(number) if number.isdigit() else -1
+
+
 def load_metrics(run_dir: str | Path) -> pd.DataFrame:
     """The run's metric history, one row per logging step (epoch and step columns kept).
 
     The CSV logger writes one row per ``log`` call group; rows of the same step
-    are merged so that train and validation values of an epoch share a row.
+    are merged so that train and validation values of an epoch share a row. A resumed
+    run's logger starts a new ``csv/version_<n>``: the versions are read in order and
+    joined, and where two hold the same step (an epoch stopped part-way and run again)
+    the later one's values count.
     """
-    files = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"))
+    files = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"), key=_version)
     if not files:
         return pd.DataFrame()
-    history = pd.read_csv(files[-1])
+    history = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     keys = [k for k in ("epoch", "step") if k in history]
-    return history.groupby(keys, as_index=False).first() if keys else history
+    return history.groupby(keys, as_index=False).last() if keys else history
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -57,15 +65,21 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     overrides = _overrides(run_dir)
     experiment = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
     status = read_status(run_dir)  # a damaged file shows as status "damaged"
+    # a tool's output inside another run (a LoRA run's merged/, a fuse run's <method>/<task>)
+    # carries the source run's config, and no status of its own: it trained nothing
+    outer = next((p for p in run_dir.parents if (p / ".hydra" / "config.yaml").is_file()), None)
+    derived = outer is not None and not status
     row: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "task": config.get("task_name"),
+        "task": _task_of(outer) if derived else config.get("task_name"),
         "multirun": "multiruns" in run_dir.parts,
         "experiment": experiment,
         "overrides": " ".join(overrides),
         "tags": config.get("tags"),
-        "status": status.get("status", "unknown"),
+        "status": "derived" if derived else status.get("status", "unknown"),
     }
+    if derived:
+        row["derived_from"] = str(outer)
     if "error" in status:
         row["error"] = status["error"]
     history = load_metrics(run_dir)
@@ -76,6 +90,17 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     for key, value in status.get("metrics", {}).items():
         row.setdefault(key, value)
     return row
+
+
+def _task_of(run_dir: Path) -> str | None:
+    return yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()).get("task_name")
+
+
+def run_label(run_dir: str | Path, width: int = 60) -> str:
+    """A legend label that tells runs apart: the run's overrides (its directory name when
+    it has none), cut to ``width`` characters."""
+    label = " ".join(_overrides(Path(run_dir))) or Path(run_dir).name
+    return label if len(label) <= width else label[: width - 3] + "..."
 
 
 def list_runs(log_dir: str | Path = "logs") -> pd.DataFrame:
@@ -217,7 +242,7 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
         )
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for run, curve in curves.items():
-        ax.plot(curve.index, curve.values, marker="o", label=Path(run).name)
+        ax.plot(curve.index, curve.values, marker="o", label=run_label(run))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
