@@ -68,6 +68,19 @@ def test_model_summary_has_no_flops_column_of_zeros(capsys) -> None:
     assert "FLOPs" not in out
 
 
+def test_debug_run_shows_no_third_party_debug_lines_deprecations_or_zero_flops(
+    tmp_path: Path,
+) -> None:
+    """debug=* sets the root logger to DEBUG and shows warnings: matplotlib's start-up lines,
+    Lightning's own LeafSpec deprecation and Lightning's default summary (FLOPs all 0, as
+    the model has no example input) came with it."""
+    done = run_cli("train.py", "debug=fdr", f"paths.log_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout + done.stderr
+    assert "Params" in out and "Modules in train mode" in out  # the summary is still there
+    assert "matplotlib" not in out and "LeafSpec" not in out and "FLOPs" not in out
+
+
 def test_progress_bar_in_a_log_file_shows_each_metric_on_one_line_and_current(
     tmp_path: Path,
 ) -> None:

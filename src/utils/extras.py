@@ -18,7 +18,11 @@ KNOWN_NOISE = (
     r".*does not have many workers.*",  # our loaders need no workers
     r".*Consider setting `persistent_workers=True`.*",
     r".*The number of training batches .* is smaller than the logging interval.*",
-    r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+# deprecations inside a library's own code: no setting of a run changes them, so they are
+# silenced in every run, debug runs (extras.ignore_warnings=False) too
+LIBRARY_NOISE = (
+    r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",  # Lightning's _pytree.py
 )
 
 
@@ -34,6 +38,8 @@ class DropChatter(logging.Filter):
 
 
 def quiet_console() -> None:
+    for pattern in LIBRARY_NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):

@@ -101,6 +101,19 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
     return hydra.utils.instantiate(cfg, net=net)
 
 
+def default_model_summary(callbacks: list[Callback], trainer_cfg: DictConfig) -> list[Callback]:
+    """Our summary where a run configures none (``callbacks=null``, the debug configs):
+    Lightning's default would show a FLOPs column of zeros (src/callbacks/model_summary.py)."""
+    from lightning.pytorch.callbacks import ModelSummary as LightningSummary
+
+    from src.callbacks.model_summary import ModelSummary
+
+    wanted = trainer_cfg.get("enable_model_summary", True) is not False
+    if not wanted or any(isinstance(c, LightningSummary) for c in callbacks):
+        return []
+    return [ModelSummary(max_depth=1)]
+
+
 def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     """Data module, model, callbacks, loggers and trainer of a run, in that order."""
     log.info(f"Instantiating datamodule <{cfg.data._target_}>")
@@ -109,6 +122,7 @@ def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     model = instantiate_model(cfg.model, datamodule)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # a job of an Optuna sweep reports to its trial
+    callbacks += default_model_summary(callbacks, cfg.trainer)
     loggers = instantiate_loggers(cfg.get("logger"))
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
     # checkpoints are written atomically (src/utils/checkpoint_io.py) whatever the plug-ins
