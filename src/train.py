@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import rootutils
@@ -35,6 +36,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from src.utils.instantiators import instantiate_run
     from src.utils.logging_utils import log_hyperparameters
     from src.utils.run_checks import check_run_settings
+    from src.utils.run_dir import quiet_own_checkpoint_dir
     from src.utils.run_metadata import write_run_metadata, write_splits
 
     use_cpu_wisely(cfg)
@@ -48,6 +50,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             cfg.ckpt_path = resolve_last(cfg)
     if cfg.get("ckpt_path"):
         check_checkpoint_file(cfg.ckpt_path)
+        quiet_own_checkpoint_dir(Path(cfg.paths.output_dir), cfg.ckpt_path)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

@@ -112,6 +112,27 @@ def test_sigterm_mid_epoch_saves_where_it_stopped(tmp_path: Path, capfd) -> None
     assert (resumed["epoch"], resumed["global_step"]) == (2, 18)
 
 
+def test_resume_into_its_own_directory_does_not_warn_of_its_checkpoints(
+    tmp_path: Path, recwarn
+) -> None:
+    """Lightning warns that checkpoints/ is not empty: expected when a run resumes its own
+    last.ckpt in its own directory, so silenced there; kept for another directory."""
+    overrides = [*QUICK, "+trainer.limit_val_batches=2", "callbacks.rich_progress_bar=null"]
+    train(compose_config("train.yaml", [*overrides, "trainer.max_epochs=1"], tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    recwarn.clear()
+    resume = [*overrides, "trainer.max_epochs=2", f"ckpt_path={last}"]
+    train(compose_config("train.yaml", resume, tmp_path))
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
+    other = tmp_path / "elsewhere"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "old.ckpt").touch()  # another run's files: the warning stays
+    resume[-2] = "trainer.max_epochs=3"
+    train(compose_config("train.yaml", resume, other))
+    (elsewhere,) = [w for w in recwarn if "exists and is not empty" in str(w.message)]
+    assert str(other / "checkpoints") in str(elsewhere.message)
+
+
 def _cli(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     args = [
         "experiment=digits_cnn",

@@ -51,6 +51,18 @@ def _own_checkpoint(run_dir: Path, ckpt_path: Any) -> bool:
         return False
 
 
+def quiet_own_checkpoint_dir(run_dir: Path, ckpt_path: Any) -> None:
+    """A resume into the run's own directory (the documented way) finds its checkpoints
+    there on purpose: Lightning's "Checkpoint directory ... exists and is not empty" says
+    nothing then. Other directories keep the warning."""
+    if _own_checkpoint(run_dir, ckpt_path):
+        import re
+        import warnings
+
+        where = re.escape(str(Path(run_dir) / "checkpoints"))
+        warnings.filterwarnings("ignore", message=f"Checkpoint directory {where}/? exists")
+
+
 def keep_config_history(run_dir: Path) -> Path | None:
     """Copy ``<run_dir>/.hydra/*.yaml`` to ``.hydra/history/<n>/`` (n = 1, 2, ...)."""
     saved = sorted((run_dir / ".hydra").glob("*.yaml"))
