@@ -72,6 +72,16 @@ def test_noise_is_applied(tmp_path: Path) -> None:
     assert epsilon < 0.2 and acc < 0.5
 
 
+def test_no_known_noise_warnings(tmp_path: Path, recwarn) -> None:
+    """The noise search's 'Optimal order is the largest alpha' (its too-noisy probes) and
+    torch's full-backward-hook warning (Opacus needs only output gradients) said nothing
+    a user could act on."""
+    quick = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "test=false"]
+    train(compose_config("train.yaml", [*DP, *quick, "logger=none"], tmp_path))
+    said = [str(w.message) for w in recwarn]
+    assert not [m for m in said if "Optimal order" in m or "Full backward hook" in m], said
+
+
 def test_batchnorm_is_one_clear_message(tmp_path: Path) -> None:
     cfg = compose_config("train.yaml", ["callbacks=[default,dp]", "trainer.max_epochs=1"], tmp_path)
     with pytest.raises(

@@ -26,6 +26,7 @@ our module as they are.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from lightning import Callback, LightningModule, Trainer
@@ -78,6 +79,9 @@ class DifferentialPrivacy(Callback):
 
         check_trainer(trainer)
         check_layers(pl_module.net)
+        # Opacus' hooks read the gradient with respect to each layer's output, which is all
+        # they need; torch warns that the first layer's input (the data) has no gradient
+        warnings.filterwarnings("ignore", message=r"Full backward hook is firing when gradients")
         # the wrapper's hooks live on the net's own layers: calling pl_module.net records
         # per-sample gradients, and the module's state_dict keeps its plain names
         self.grad_sample_module = GradSampleModule(pl_module.net, loss_reduction="mean")
@@ -92,13 +96,18 @@ class DifferentialPrivacy(Callback):
         self.sample_rate = 1.0 / batches
         total_steps = trainer.estimated_stepping_batches
         if self.target_epsilon is not None:
-            self.noise_multiplier = get_noise_multiplier(
-                target_epsilon=self.target_epsilon,
-                target_delta=self.target_delta,
-                sample_rate=self.sample_rate,
-                steps=int(total_steps),
-                accountant="rdp",
-            )
+            with warnings.catch_warnings():
+                # the search tries far too much noise on its way, whose epsilon Opacus finds
+                # at its largest order and warns about; the epsilon reported each epoch
+                # still warns if its bound is loose
+                warnings.filterwarnings("ignore", message=r"Optimal order is the largest alpha")
+                self.noise_multiplier = get_noise_multiplier(
+                    target_epsilon=self.target_epsilon,
+                    target_delta=self.target_delta,
+                    sample_rate=self.sample_rate,
+                    steps=int(total_steps),
+                    accountant="rdp",
+                )
         self.accountant = RDPAccountant()
         (optimizer,) = trainer.optimizers
         private = DPOptimizer(
