@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,11 @@ class LoRANet(nn.Module):
         saved_config.base_model_name_or_path = str(base.path)
         saved_config.revision = base.fingerprint  # which base: checked when loading or fusing
         self.train()  # modules start in training mode, and Lightning keeps the mode they have
+        frozen_norms = sum(not m.training for m in self.modules())
+        if frozen_norms:  # the base's norm layers keep its running statistics (train below)
+            warnings.filterwarnings(
+                "ignore", message=rf"Found {frozen_norms} module\(s\) in eval mode at the start"
+            )  # Lightning's warning for exactly these (another module left in eval still warns)
         trainable, total = self.model.get_nb_trainable_parameters()
         log.info(
             f"LoRA: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%): "

@@ -273,6 +273,22 @@ def test_layers_that_do_not_exist_or_nothing_to_train(base_dir: Path, tmp_path: 
         )
 
 
+def test_frozen_norm_layers_in_eval_mode_do_not_warn(tmp_path: Path, recwarn) -> None:
+    """The frozen base's BatchNorm layers stay in eval mode on purpose (their running
+    statistics are the base's): Lightning's 'Found 2 module(s) in eval mode' said nothing."""
+    base_cfg = compose_config("train.yaml", ["model=cnn"], tmp_path / "base")
+    datamodule = hydra.utils.instantiate(base_cfg.data)
+    net = instantiate_model(base_cfg.model, datamodule).net
+    torch.save(net.state_dict(), tmp_path / "base.pt")
+    quick = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "test=false"]
+    overrides = [f"model.lora.base_ckpt={tmp_path / 'base.pt'}", "logger=none", *quick]
+    _, objects = train_run(tmp_path / "lora", "experiment=lora_digits", *overrides)
+    net = objects["model"].net
+    assert sum(not m.training for m in net.modules()) == 2  # the two frozen BatchNorms
+    said = [str(w.message) for w in recwarn]
+    assert not [m for m in said if "in eval mode" in m], said
+
+
 def test_quantized_lora_needs_cuda_and_bitsandbytes(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
