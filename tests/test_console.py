@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from src.utils.multirun_summary import summary_table
-from tests.conftest import run_cli
+from tests.conftest import compose_config, run_cli
 
 
 def result(job: int, lr: str, acc: float | None, error: str | None = None) -> dict:
@@ -79,6 +79,21 @@ def test_debug_run_shows_no_third_party_debug_lines_deprecations_or_zero_flops(
     out = done.stdout + done.stderr
     assert "Params" in out and "Modules in train mode" in out  # the summary is still there
     assert "matplotlib" not in out and "LeafSpec" not in out and "FLOPs" not in out
+
+
+def test_config_tree_keeps_long_lines_whole_in_its_file_and_a_pipe(tmp_path: Path, capsys) -> None:
+    """rich renders a file or a pipe 80 columns wide and cut longer lines: a long path lost
+    its end in config_tree.log and in a redirected console."""
+    from src.utils.rich_utils import print_config_tree
+
+    long_dir = tmp_path / ("a_rather_long_directory_name_" * 4) / "the_end_of_the_path"
+    cfg = compose_config("train.yaml", [f"paths.data_dir={long_dir}"], tmp_path)
+    print_config_tree(cfg, resolve=False, save_to_file=True, to_console=True)
+    saved = (tmp_path / "config_tree.log").read_text()
+    printed = capsys.readouterr().out
+    for text in (saved, printed):
+        assert f"data_dir: {long_dir}\n" in text and "max_epochs" in text
+        assert all(line == line.rstrip() for line in text.splitlines())  # no padding
 
 
 def test_progress_bar_in_a_log_file_shows_each_metric_on_one_line_and_current(

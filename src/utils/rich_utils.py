@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import rich
+import rich.console
 import rich.syntax
 import rich.tree
 from hydra.core.hydra_config import HydraConfig
@@ -22,14 +23,22 @@ from src.utils.logging_utils import RankedLogger
 log = RankedLogger(__name__)
 
 FIRST_FIELDS = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
+TREE_INDENT = 8  # the columns rich's guides take before a config line: "│   └── " once per level
 
 
-def save_rich(path: Path, renderable: Any) -> None:
-    """Write what ``rich.print(renderable, file=...)`` writes, atomically (``src.utils.atomic``):
-    an interrupted or full-disk write leaves the previous file, never half of one."""
+def plain_text(renderable: Any, width: int = 80) -> str:
+    """What rich prints, without colour, ``width`` columns wide: a wide enough width cuts
+    nothing (rich crops a line at the console's width, 80 for a file or a pipe); the padding
+    rich adds to fill each line is stripped."""
     buffer = io.StringIO()
-    rich.print(renderable, file=buffer)
-    write_text(path, buffer.getvalue())
+    rich.console.Console(file=buffer, width=width).print(renderable)
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def save_rich(path: Path, renderable: Any, width: int = 80) -> None:
+    """Write ``plain_text(renderable, width)`` atomically (``src.utils.atomic``): an
+    interrupted or full-disk write leaves the previous file, never half of one."""
+    write_text(path, plain_text(renderable, width))
 
 
 @rank_zero_only
@@ -45,6 +54,7 @@ def print_config_tree(
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     queue = [field for field in print_order if field in cfg]
     queue += [field for field in cfg if field not in queue]
+    width = 80
     for field in queue:
         branch = tree.add(field, style="dim", guide_style="dim")
         value = cfg[field]
@@ -54,10 +64,13 @@ def print_config_tree(
         else:
             text = str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
-    if to_console:
-        rich.print(tree)
+        width = max([width, *(len(line) + TREE_INDENT for line in text.splitlines())])
+    if to_console and rich.get_console().is_terminal:
+        rich.print(tree)  # the terminal's width: a long line is cut, the tree stays readable
+    elif to_console:  # a pipe or a log file: every line whole, as in the saved copy
+        print(plain_text(tree, width), end="")
     if save_to_file:
-        save_rich(Path(cfg.paths.output_dir, "config_tree.log"), tree)
+        save_rich(Path(cfg.paths.output_dir, "config_tree.log"), tree, width)
 
 
 @rank_zero_only
