@@ -294,3 +294,18 @@ def test_early_stopping_resumes_the_state_of_lightnings_own(tmp_path: Path) -> N
     saved = {theirs.state_key: theirs.state_dict()}
     ours.load_state_dict(saved[ours.state_key])
     assert ours.wait_count == 3 and float(ours.best_score) == pytest.approx(0.9)
+
+
+def test_early_stopping_says_when_it_stopped_the_run(tmp_path: Path, caplog) -> None:
+    """A run stopped early ended at 'Epoch k/99' with no word why; now one line says it."""
+    quick = ["logger=none", "test=false", "+trainer.limit_train_batches=2", "model.optimizer.lr=0"]
+    quick.append("model.net.batch_norm=false")  # lr 0 and no running statistics: val/acc stays
+    stop = ["callbacks.early_stopping.patience=1", "trainer.max_epochs=5"]
+    with caplog.at_level("INFO", logger="src.callbacks.early_stopping"):
+        train(compose_config("train.yaml", [*quick, *stop], tmp_path / "stopped"))
+        (line,) = [r.getMessage() for r in caplog.records if "Early stopping" in r.getMessage()]
+        assert line.startswith("Early stopping ended the run at epoch 1 (patience 1, mode max)")
+        assert "val/acc did not improve in the last 1 records. Best score:" in line
+        caplog.clear()
+        train(compose_config("train.yaml", [*quick, "trainer.max_epochs=1"], tmp_path / "ran"))
+        assert "Early stopping" not in caplog.text  # ran its epochs: nothing to say
