@@ -180,11 +180,16 @@ def loss_on_test_split(objects: dict, checkpoint: str | Path) -> float:
         return float(torch.nn.functional.cross_entropy(model.eval()(x), y))
 
 
-def test_train_tests_the_swa_average_and_eval_picks_it(tmp_path: Path) -> None:
+def test_train_tests_the_swa_average_and_eval_picks_it(tmp_path: Path, caplog) -> None:
     """callbacks=[default,swa]: Lightning puts the average into the module after the last
     checkpoint, and train.py tested the best epoch (test metrics equal to a run without SWA).
-    The average is saved as swa.ckpt, tested, and what eval.py run_dir= picks."""
-    metrics, objects = train(compose_config("train.yaml", SWA_RUN, tmp_path))
+    The average is saved as swa.ckpt, tested, and what eval.py run_dir= picks. The epoch SWA
+    adds for BatchNorm is announced (Lightning then says max_epochs=5 reached), and saving
+    the average says weights_only itself (Lightning logged that it defaulted)."""
+    with caplog.at_level("INFO"):
+        metrics, objects = train(compose_config("train.yaml", SWA_RUN, tmp_path))
+    assert "SWA: one more epoch (index 4, past max_epochs=4) recomputes" in caplog.text
+    assert "weights_only" not in caplog.text
     average = tmp_path / "checkpoints" / AVERAGE_CHECKPOINT
     best = objects["trainer"].checkpoint_callback.best_model_path
     assert average.is_file() and best_checkpoint(tmp_path) == average

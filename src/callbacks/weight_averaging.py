@@ -67,6 +67,12 @@ class StochasticWeightAveraging(LightningSWA):
         )
         if batch_norm_pass and trainer.current_epoch not in self._untrained_epochs:
             self._untrained_epochs.append(trainer.current_epoch)
+            # Lightning then reports max_epochs+1 reached: said here, it is no surprise
+            log.info(
+                f"SWA: one more epoch (index {trainer.current_epoch}, past max_epochs="
+                f"{self._max_epochs}) recomputes the average's BatchNorm statistics; it "
+                "trains nothing."
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), UNTRAINED_EPOCHS: list(self._untrained_epochs)}
@@ -86,6 +92,8 @@ class StochasticWeightAveraging(LightningSWA):
             return
         checkpoints = trainer.checkpoint_callback
         folder = Path(checkpoints.dirpath) if checkpoints else Path(trainer.default_root_dir)
-        trainer.save_checkpoint(folder / AVERAGE_CHECKPOINT)
+        # a full checkpoint like the others (eval.py and a resume read it the same way);
+        # said explicitly, Lightning logs that weights_only defaulted to False
+        trainer.save_checkpoint(folder / AVERAGE_CHECKPOINT, weights_only=False)
         log.info(f"SWA: the average of epochs {self.swa_start}-{self.swa_end} saved to "
                  f"{folder / AVERAGE_CHECKPOINT}")  # fmt: skip
