@@ -153,7 +153,9 @@ def test_inspect_runs_notebook(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     text = text_of(book)
     assert f"3 runs under {log_dir}" in text
     assert "2 trials over ['model.optimizer.lr']" in text
-    assert "metrics.test/acc" in text  # the MLflow table
+    assert "metrics.test/acc" in text  # the MLflow table, its runs by name
+    assert "tags.mlflow.runName" in text and "run_id" not in text
+    assert "IProgress not found" not in text  # tqdm's warning without ipywidgets
 
 
 def test_inspect_model_notebook(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

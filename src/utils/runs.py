@@ -249,26 +249,6 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
     return ax
 
 
-def plot_trials(table: pd.DataFrame, params: list[str], metric: str, ax: Any = None):
-    """Parallel coordinates of the swept ``params`` of a multirun, coloured by ``metric``."""
-    import matplotlib.pyplot as plt
-
-    missing = [c for c in [*params, metric] if c not in table]
-    if missing:
-        raise UserInputError(f"columns {missing} are not in the table: {list(table.columns)}")
-    ax = ax or plt.subplots(figsize=(7, 4))[1]
-    numeric = table[params].apply(pd.to_numeric, errors="coerce")
-    scaled = (numeric - numeric.min()) / (numeric.max() - numeric.min()).replace(0, 1)
-    colours = plt.get_cmap("viridis")
-    score = table[metric].astype(float)
-    span = (score.max() - score.min()) or 1.0
-    for index in table.index:
-        ax.plot(params, scaled.loc[index], color=colours((score[index] - score.min()) / span))
-    ax.set_ylabel("scaled value (min to max)")
-    ax.set_title(f"trials coloured by {metric} (yellow = high)")
-    return ax
-
-
 def load_run(
     run_dir: str | Path, checkpoint: str | Path | None = None, trust: bool = False
 ) -> tuple[Any, Any]:
