@@ -95,3 +95,61 @@ def test_a_killed_sweeps_trial_is_failed_and_retried_on_resume(tmp_path: Path) -
     assert first.state == TrialState.FAIL
     assert retried.state == TrialState.COMPLETE and retried.user_attrs["retry_of"] == 0
     assert retried.params == first.params  # the same point, run again
+
+
+def test_an_interrupted_trials_resume_command_is_a_plain_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The printed command drops the sweeper's internal OPTUNA_* overrides (the trial is
+    FAIL by then: reporting into it crashed) and says how to continue the study instead."""
+    from omegaconf import OmegaConf
+
+    from src.utils.run_status import _ended
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").touch()
+    env = {"OPTUNA_STORAGE": "sqlite:///x.db", "OPTUNA_STUDY_NAME": "s", "OPTUNA_TRIAL_NUMBER": "2"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    argv = [f"++hydra.job.env_set.{key}='{value}'" for key, value in env.items()]
+    monkeypatch.setattr(sys, "argv", ["src/train.py", "hparams_search=x", "lr=1", *argv])
+    status = _ended(KeyboardInterrupt(), OmegaConf.create({"paths": {"output_dir": tmp_path}}))
+    assert status["resume"] == (
+        f"python src/train.py hparams_search=x lr=1 ckpt_path={tmp_path}/checkpoints/last.ckpt "
+        f"hydra.run.dir={tmp_path}"
+    )
+    err = capsys.readouterr().err
+    assert "trial 2 of Optuna study s" in err and "run the sweep's command again" in err
+
+
+def test_a_run_of_a_finished_trial_trains_and_leaves_the_trial_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume command printed before the fix still holds the OPTUNA_* overrides: its run
+    trains as a plain run instead of crashing in set_user_attr on the FAIL trial."""
+    from src.train import train
+    from tests.conftest import compose_config
+
+    (tmp_path / "optuna").mkdir()
+    storage = storage_of(tmp_path)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", "interrupted: the sweep was stopped while it ran")
+    study.tell(trial, state=TrialState.FAIL)
+    for key, value in {
+        "OPTUNA_STORAGE": storage,
+        "OPTUNA_STUDY_NAME": "s",
+        "OPTUNA_TRIAL_NUMBER": str(trial.number),
+        "OPTUNA_PRUNER": '{"_target_": "optuna.pruners.MedianPruner"}',
+    }.items():
+        monkeypatch.setenv(key, value)
+    tiny = [
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+    ]
+    cfg = compose_config("train.yaml", [*tiny, "test=false", *QUIET], tmp_path)
+    train(cfg)
+    after = study.trials[trial.number]
+    assert after.state == TrialState.FAIL and not after.intermediate_values
+    assert "run_dir" not in after.user_attrs

@@ -86,10 +86,11 @@ class OptunaTrial(Callback):
         self.prunes = target != "optuna.pruners.NopPruner"
         self.run_dir = run_dir
         self.trial: Any = None
+        self.detached = False  # the trial had finished: this run reports nothing to it
         self.reported: set[int] = set()
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit" or trainer.global_rank != 0 or self.trial is not None:
+        if stage != "fit" or trainer.global_rank != 0 or self.trial is not None or self.detached:
             return
         import optuna
 
@@ -104,6 +105,14 @@ class OptunaTrial(Callback):
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(
             study._study_id, self.number
         )
+        state = study._storage.get_trial(trial_id).state
+        if state.is_finished():  # e.g. a run resumed with an old command, after its sweep
+            log.warning(
+                f"Trial {self.number} of study {self.study_name} is already {state.name}: "
+                "this run trains as a plain run and reports nothing to the study."
+            )
+            self.detached = True
+            return
         self.trial = optuna.trial.Trial(study, trial_id)
         self.trial.set_user_attr("run_dir", self.run_dir)
         from lightning.pytorch.loggers import MLFlowLogger
@@ -117,7 +126,8 @@ class OptunaTrial(Callback):
             return
         epoch = trainer.current_epoch
         prune = False
-        if trainer.global_rank == 0 and epoch not in self.reported:
+        # a detached rank 0 still takes part in the broadcast below, as the other ranks do
+        if trainer.global_rank == 0 and not self.detached and epoch not in self.reported:
             value = trainer.callback_metrics.get(self.monitor)
             if value is None:
                 if self.prunes:

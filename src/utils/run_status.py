@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -57,14 +58,23 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
     return status
 
 
+# the Optuna sweeper's overrides that tell a job its trial (hydra_plugins/optuna_study_sweeper/
+# _trials.py): internal, and a resumed trial must not report into its trial, finished by then
+TRIAL_OVERRIDE = "hydra.job.env_set.OPTUNA_"
+
+
 def resume_command(cfg: DictConfig) -> str | None:
-    """The command that resumes this run in its own directory from its ``last.ckpt``."""
+    """The command that resumes this run in its own directory from its ``last.ckpt``
+    (a sweep trial's: as a plain run, without the overrides that tie it to its trial)."""
     output_dir = Path(cfg.paths.output_dir)
     last = output_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return None
     keep = [
-        arg for arg in sys.argv[1:] if not arg.startswith(("ckpt_path=", "hydra.run.dir=", "-"))
+        arg
+        for arg in sys.argv[1:]
+        if not arg.startswith(("ckpt_path=", "hydra.run.dir=", "-"))
+        and not arg.lstrip("+").startswith(TRIAL_OVERRIDE)
     ]
     script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"
     words = ["python", f"src/{script}", *keep, f"ckpt_path={last}", f"hydra.run.dir={output_dir}"]
@@ -85,8 +95,24 @@ def _ended(error: BaseException, cfg: DictConfig) -> dict[str, Any]:
     command = resume_command(cfg)
     if command:
         status["resume"] = command
-        print(f"Resume this run with:\n  {command}", file=sys.stderr, flush=True)
+        note = sweep_trial_note()
+        print(f"{note}Resume this run with:\n  {command}", file=sys.stderr, flush=True)
     return status
+
+
+def sweep_trial_note() -> str:
+    """For a job of an Optuna sweep: what the resume command does and does not do."""
+    from hydra_plugins.optuna_study_sweeper._env import STUDY_ENV, TRIAL_ENV
+
+    trial, study = os.environ.get(TRIAL_ENV), os.environ.get(STUDY_ENV)
+    if not trial or not study:
+        return ""
+    return (
+        f"This run is trial {trial} of Optuna study {study}, which the sweep records as "
+        "failed. To continue the study, run the sweep's command again: it adds new "
+        "trials. The command below only finishes this run's training, as a plain run that "
+        "reports nothing to the study.\n"
+    )
 
 
 def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
