@@ -103,6 +103,7 @@ def write_index(out: Path, report: dict[str, Any]) -> None:
     """``index.html``: the study in a few lines, links to every plot, one row per trial."""
     esc = html.escape
     best = {b["number"] for b in report["best"]}
+    chosen = {report["chosen"]["number"]} if report.get("chosen") else set()
     rows = []
     for number, run in report["runs"].items():
         values = ", ".join(f"{v:.6g}" for v in run["values"] or [])
@@ -113,13 +114,21 @@ def write_index(out: Path, report: dict[str, Any]) -> None:
             if run["pruned_at_epoch"] is not None
             else ""
         )
-        mark = " <b>best</b>" if int(number) in best else ""
+        marks = [m for m, n in (("best", best), ("chosen", chosen)) if int(number) in n]
+        mark = "".join(f" <b>{m}</b>" for m in marks)
         rows.append(
             f"<tr><td>{number}{mark}</td><td>{esc(run['state'])}</td><td>{values}</td>"
             f"<td>{link}</td><td>{esc(run['mlflow_run_id'] or '')}</td><td>{esc(note)}</td></tr>"
         )
     plots = "".join(f'<li><a href="{esc(p)}">{esc(p[:-5])}</a></li>' for p in report["plots"])
     commands = "".join(f"<pre>{esc(b['command'])}</pre>" for b in report["best"])
+    picked = ""
+    if chosen:
+        (number,) = chosen
+        picked = (
+            f"<h2>Chosen: trial {number}</h2><pre>{esc(report['chosen']['command'])}</pre>"
+            f'<p><a href="trial{number}.txt">trial{number}.txt</a></p>'
+        )
     states = ", ".join(f"{n} {s}" for s, n in sorted(report["trials"].items()))
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{esc(report["study"])}</title>
@@ -129,7 +138,7 @@ tr:nth-child(even){{background:#f3f3f3}}pre{{white-space:pre-wrap}}</style></hea
 <p>{esc(report["storage"])}: {esc(states)}; objectives {esc(", ".join(report["objectives"]))}
 ({esc(", ".join(report["directions"]))}); importances: {esc(report["importance"])}.</p>
 <h2>Best</h2>{commands}<p><a href="overrides.txt">overrides.txt</a>, experiment/,
-<a href="report.json">report.json</a></p>
+<a href="report.json">report.json</a></p>{picked}
 <h2>Plots</h2><ul>{plots}</ul>
 <h2>Trials</h2><table><tr><th>trial</th><th>state</th><th>values</th><th>run directory</th>
 <th>MLflow run</th><th>note</th></tr>{"".join(rows)}</table>

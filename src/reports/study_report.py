@@ -21,8 +21,10 @@ STUDY=digits_optuna``) opens the study that search config names
 
 A multi-objective study has no single best: the report holds its Pareto front
 (one line and one experiment per trial on it, ``pareto_front.html``, and each
-plot per objective). ``trial=N`` reports trial N instead. ``train_best=true``
-(``make train-best``) then runs the line with ``src/train.py``.
+plot per objective). ``trial=N`` adds trial N as the chosen trial: ``trial<N>.txt``,
+``experiment/<study>_trial<N>.yaml``, ``chosen`` in ``report.json`` and index.html; the best
+trial's files stay the best's. ``train_best=true`` (``make train-best``) then runs the
+chosen trial's line (else the best's) with ``src/train.py``.
 
 Parameter importances are fANOVA's (Optuna's default evaluator): the share of
 the objective's variance each parameter explains, in a random forest fitted to
@@ -122,8 +124,8 @@ def count_states(study: Any) -> dict[str, int]:
     return counts
 
 
-def chosen_trials(study: Any, number: int | None, counts: dict[str, int]) -> list[Any]:
-    """The trial asked for, the best one, or the Pareto front of a multi-objective study."""
+def best_trials(study: Any, counts: dict[str, int]) -> list[Any]:
+    """The best trial, or the Pareto front of a multi-objective study."""
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -133,18 +135,24 @@ def chosen_trials(study: Any, number: int | None, counts: dict[str, int]) -> lis
             f"Study {study.study_name} has no complete trial ({states}). Failed trials say why "
             "in their run directory's run_status.json; run the search (again) to add trials."
         )
-    if number is not None:
-        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-        if trial is None or trial.state != TrialState.COMPLETE:
-            what = "no such trial" if trial is None else f"it is {trial.state.name.lower()}"
-            raise UserInputError(
-                f"trial={number}: {what} in study {study.study_name}. Complete trials: "
-                f"{[t.number for t in complete]}."
-            )
-        return [trial]
     if len(study.directions) == 1:
         return [study.best_trial]
     return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def asked_trial(study: Any, number: int) -> Any:
+    """Trial ``number`` (``trial=N``), which must be complete."""
+    from optuna.trial import TrialState
+
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None or trial.state != TrialState.COMPLETE:
+        what = "no such trial" if trial is None else f"it is {trial.state.name.lower()}"
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        raise UserInputError(
+            f"trial={number}: {what} in study {study.study_name}. Complete trials: "
+            f"{[t.number for t in complete]}."
+        )
+    return trial
 
 
 def objective_names(cfg: DictConfig, n: int) -> list[str]:
@@ -207,8 +215,10 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
     storage, study_name = hydra_cfg.sweeper.get("storage"), hydra_cfg.sweeper.get("study_name")
     study = open_study(storage, study_name, search)
     counts = count_states(study)
-    trials = chosen_trials(study, cfg.get("trial"), counts)
-    if cfg.get("train_best") and len(trials) > 1:
+    trials = best_trials(study, counts)
+    number = cfg.get("trial")
+    asked = asked_trial(study, number) if number is not None else None
+    if cfg.get("train_best") and asked is None and len(trials) > 1:
         front = "; ".join(f"trial {t.number}: {t.values}" for t in trials)
         raise UserInputError(
             f"Study {study_name} optimises {len(study.directions)} objectives: its Pareto front "
@@ -220,16 +230,21 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
     (out / "experiment").mkdir(parents=True, exist_ok=True)
 
     directions = [d.name.lower() for d in study.directions]
-    one_best = cfg.get("trial") is None and len(study.directions) == 1
+    one_best = len(study.directions) == 1
     best = [
         trial_experiment(trial, study_name, search, names, directions, out, one_best)
         for trial in trials
     ]
+    # trial=N: its own files beside the best's, never in their place
+    chosen = asked and trial_experiment(asked, study_name, search, names, directions, out, False)
     ranked = importances(study, names, cfg.importance_seed)
     plots = write_plots(study, out, names, cfg.importance_seed, ranked[names[0]] is not None)
     runs = trial_runs(study)
     lines = [f"# trial {b['number']}: {b['values']}\n{b['command']}\n" for b in best]
     write_text(out / "overrides.txt", "".join(lines))
+    if chosen:
+        line = f"# trial {chosen['number']}: {chosen['values']}\n{chosen['command']}\n"
+        write_text(out / f"trial{chosen['number']}.txt", line)
     report = {
         "study": study_name,
         "storage": shown(storage),
@@ -237,8 +252,9 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
         "directions": directions,
         "objectives": names,
         "trials": counts,
-        "pareto_front": len(study.directions) > 1 and cfg.get("trial") is None,
+        "pareto_front": len(study.directions) > 1,
         "best": best,
+        "chosen": chosen,
         "importance": IMPORTANCE,
         "importances": ranked,
         "plots": plots,
@@ -273,6 +289,10 @@ def print_report(report: dict[str, Any], out: Path) -> None:
         else:
             shares = ", ".join(f"{p} {v:.2f}" for p, v in ranked.items())
             print(f"Parameter importances for {name} ({IMPORTANCE}): {shares}")
+    chosen = report["chosen"]
+    if chosen:
+        print(f"Chosen trial {chosen['number']} (trial={chosen['number']}): {chosen['values']}")
+        print(f"  {chosen['command']}  (also in trial{chosen['number']}.txt)")
     print(
         f"Report: {out / 'index.html'} ({len(report['plots'])} plots, overrides.txt, experiment/)"
     )
@@ -292,7 +312,7 @@ def train_with(best: dict[str, Any], train_args: str) -> None:
 def main(cfg: DictConfig) -> None:
     report = study_report(cfg)
     if cfg.get("train_best"):
-        train_with(report["best"][0], cfg.get("train_args"))
+        train_with(report["chosen"] or report["best"][0], cfg.get("train_args"))
 
 
 if __name__ == "__main__":

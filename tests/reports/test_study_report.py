@@ -192,7 +192,32 @@ def test_pareto_front_of_a_multi_objective_study(sweep: dict, tmp_path: Path) ->
         study_report(report_config(sweep, tmp_path, *overrides, "train_best=true"))
     some = min(front)
     one = study_report(report_config(sweep, tmp_path, *overrides, f"trial={some}"))
-    assert [b["number"] for b in one["best"]] == [some]
+    assert one["chosen"]["number"] == some
+    assert {b["number"] for b in one["best"]} == front  # still the whole front
+
+
+def test_a_chosen_trial_leaves_the_best_trials_files_alone(
+    sweep: dict, tmp_path: Path, capsys
+) -> None:
+    """trial=N (make train-best TRIAL=N) wrote trial N over overrides.txt, the Best section
+    and report.json's best, labelled "N best": the best stays the best, N is "chosen"."""
+    study = optuna.load_study(study_name=SEARCH, storage=sweep["storage"])
+    best = study.best_trial.number
+    other = next(t.number for t in study.trials if t.number != best)
+    study_report(report_config(sweep, tmp_path))
+    out = tmp_path / "optuna" / SEARCH
+    before = (out / "overrides.txt").read_text()
+    report = study_report(report_config(sweep, tmp_path, f"trial={other}"))
+    assert [b["number"] for b in report["best"]] == [best]
+    assert (out / "overrides.txt").read_text() == before
+    assert report["chosen"]["number"] == other
+    assert (out / f"trial{other}.txt").read_text().startswith(f"# trial {other}:")
+    assert (out / "experiment" / f"{SEARCH}_trial{other}.yaml").is_file()
+    assert json.loads((out / "report.json").read_text())["best"][0]["number"] == best
+    page = (out / "index.html").read_text()
+    assert f"<td>{best} <b>best</b></td>" in page and f"<td>{other} <b>chosen</b></td>" in page
+    assert f"<h2>Chosen: trial {other}</h2>" in page
+    assert f"Chosen trial {other} (trial={other})" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
