@@ -48,7 +48,10 @@ def test_summary_table_lists_pruned_jobs_after_the_finished_ones() -> None:
     results = [result(0, "0.001", 0.90), pruned, result(2, "-1", None, "ValueError: lr")]
     rows = summary_table(results, [("val/acc_best", False)], 0).splitlines()
     assert [row.split("|")[1].strip() for row in rows[2:]] == ["0", "1", "2"]
-    assert rows[2].endswith("| ok |") and rows[3].endswith("| pruned after epoch 1 |")
+    assert rows[2].endswith("| ok |") and rows[3].endswith("| pruned after 2 epochs |")
+    # the epoch is 0-based: "pruned after epoch 0" read as if the trial never trained
+    first = [result(0, "0.1", 0.5) | {"status": "pruned", "pruned_after_epoch": 0}]
+    assert summary_table(first, [("val/acc_best", False)], 0).endswith("| pruned after 1 epoch |")
 
 
 def test_model_summary_has_no_flops_column_of_zeros(capsys) -> None:

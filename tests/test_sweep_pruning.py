@@ -19,7 +19,7 @@ from optuna.trial import TrialState, create_trial
 from hydra_plugins.optuna_study_sweeper._space import SweepError, build_pruner
 from hydra_plugins.optuna_study_sweeper._trials import record
 from src.train import train
-from src.utils.multirun_summary import PRUNED_FILE, RESULT_FILE
+from src.utils.multirun_summary import PRUNED_FILE, RESULT_FILE, pruned_after
 from tests.conftest import compose_config, run_cli
 
 TINY = [
@@ -143,7 +143,7 @@ def check_pruned_sweep(log_dir: Path) -> None:
         # the end-of-multirun table lists it as pruned, below the finished jobs
         assert json.loads((run_dir / RESULT_FILE).read_text())["status"] == "pruned"
         summary = (run_dir.parent / "multirun_summary.md").read_text()
-        assert f"| pruned after epoch {epoch} |" in summary
+        assert f"| {pruned_after(epoch)} |" in summary
         # Lightning's own checkpoint (callbacks=none) names the last epoch trained
         assert [p.name.split("-")[0] for p in run_dir.rglob("epoch=*.ckpt")] == [f"epoch={epoch}"]
     for trial in study.trials:

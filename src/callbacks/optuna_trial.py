@@ -34,7 +34,7 @@ from hydra_plugins.optuna_study_sweeper._env import (
 from src.utils.atomic import write_json
 from src.utils.errors import MetricNotLoggedError, UserInputError
 from src.utils.logging_utils import RankedLogger
-from src.utils.multirun_summary import PRUNED_FILE
+from src.utils.multirun_summary import PRUNED_FILE, pruned_after
 
 log = RankedLogger(__name__)
 
@@ -147,5 +147,5 @@ class OptunaTrial(Callback):
             if trainer.global_rank == 0:
                 self.trial.set_user_attr(PRUNED_ATTR, epoch)
                 write_json(os.path.join(self.run_dir, PRUNED_FILE), {"epoch": epoch})
-            log.info(f"Trial {self.number} pruned after epoch {epoch}.")
+            log.info(f"Trial {self.number} {pruned_after(epoch)}.")
             trainer.should_stop = True

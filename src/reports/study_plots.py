@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from src.utils.multirun_summary import pruned_after
+
 IMPORTANCE = "fANOVA (variance explained, random forest)"
 
 
@@ -110,9 +112,7 @@ def write_index(out: Path, report: dict[str, Any]) -> None:
         where = run["run_dir"] or ""
         link = f'<a href="{esc(Path(where).resolve().as_uri())}">{esc(where)}</a>' if where else ""
         note = run["fail_reason"] or (
-            f"pruned after epoch {run['pruned_at_epoch']}"
-            if run["pruned_at_epoch"] is not None
-            else ""
+            pruned_after(run["pruned_at_epoch"]) if run["pruned_at_epoch"] is not None else ""
         )
         marks = [m for m, n in (("best", best), ("chosen", chosen)) if int(number) in n]
         mark = "".join(f" <b>{m}</b>" for m in marks)

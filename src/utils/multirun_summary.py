@@ -38,6 +38,11 @@ LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error", "nll")
 log = logging.getLogger(__name__)
 
 
+def pruned_after(epoch: int) -> str:
+    """A pruned trial's note from its 0-based last epoch: "after epoch 0" read as untrained."""
+    return f"pruned after {epoch + 1} epoch{'s' if epoch else ''}"
+
+
 class MultirunSummary(Callback):
     def __init__(self, max_metrics: int = 4) -> None:
         self.max_metrics = max_metrics  # metric columns besides the optimized one(s)
@@ -141,7 +146,7 @@ def summary_table(results: list[dict], objectives: list[tuple[str, bool]], extra
 
     def status(result: dict) -> str:
         if result["status"] == "pruned":
-            return f"pruned after epoch {result['pruned_after_epoch']}"
+            return pruned_after(result["pruned_after_epoch"])
         return "ok" if result["status"] == "finished" else f"FAILED: {result['error']}"
 
     kept = sorted(o for o in common if not o.startswith(NOT_IN_NAME))

@@ -371,3 +371,17 @@ def test_storage_urls_print_as_the_sweeper_prints_them() -> None:
     assert shown("sqlite:////x/logs//optuna/optuna.db") == "sqlite:////x/logs/optuna/optuna.db"
     assert shown("sqlite:///logs/optuna.db") == "sqlite:///logs/optuna.db"
     assert shown("postgresql://me:secret@db:5432/s") == "postgresql://me:***@db:5432/s"
+
+
+def test_index_says_how_many_epochs_a_pruned_trial_trained(tmp_path: Path) -> None:
+    """pruned_at_epoch is 0-based: "pruned after epoch 0" read as if it never trained."""
+    from src.reports.study_plots import write_index
+
+    run = {"state": "PRUNED", "values": [0.5], "run_dir": None, "mlflow_run_id": None}
+    report = {
+        "best": [], "chosen": None, "plots": [], "trials": {"pruned": 1}, "study": "s",
+        "storage": "sqlite:///x", "objectives": ["v"], "directions": ["maximize"],
+        "importance": "x", "runs": {"0": run | {"pruned_at_epoch": 0, "fail_reason": None}},
+    }  # fmt: skip
+    write_index(tmp_path, report)
+    assert "<td>pruned after 1 epoch</td>" in (tmp_path / "index.html").read_text()
