@@ -163,6 +163,39 @@ def test_failure_budget_counts_over_the_whole_sweep() -> None:
     assert "the sweep stopped" in study.trials[-1].user_attrs["not_run"]
 
 
+def test_the_closing_line_names_the_best_trial_and_where_it_ran(caplog) -> None:
+    """It gave parameters and value only: now the trial, its job and run directory, and,
+    when an earlier sweep of the study holds the best, that it is the study's best."""
+    settings = dict(sampler_config=None, seed=0, direction="maximize", storage=None,
+                    study_name=None, n_trials=2, n_jobs=1, max_failure_rate=0.0)  # fmt: skip
+    study = optuna.create_study(direction="maximize")
+    earlier = study.ask()
+    earlier.set_user_attr("run_dir", "/runs/old/0")
+    study.tell(earlier, 0.99)
+    sweep = StudySweep(**settings)
+    for value in (0.5, 0.9):
+        trial = study.ask()
+        sweep.start(study, [trial], {}, {})
+        trial.set_user_attr("run_dir", f"/runs/new/{trial.number - 1}")
+        study.tell(trial, value)
+    with caplog.at_level("INFO"):
+        sweep.write_results(study)
+    assert (
+        "(trial 0: the best of study" in caplog.text and "earlier one, /runs/old/0)" in caplog.text
+    )
+    sweep = StudySweep(**settings)  # a new study: its best is this sweep's second job
+    fresh = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.9):
+        trial = fresh.ask()
+        sweep.start(fresh, [trial], {}, {})
+        trial.set_user_attr("run_dir", f"/runs/new/{trial.number}")
+        fresh.tell(trial, value)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        sweep.write_results(fresh)
+    assert "best value: 0.9 (trial 1, job 1 of this sweep, /runs/new/1)" in caplog.text
+
+
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     """A grid where one trial diverges (NaN loss) and two are refused (UserInputError):
     three failed trials of four, within max_failure_rate=0.75, so the sweep succeeds."""

@@ -270,7 +270,10 @@ class StudySweep:
         if len(self.directions) == 1:
             best = study.best_trial
             results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
-            log.info(f"Best parameters: {best.params}; best value: {best.value}")
+            log.info(
+                f"Best parameters: {best.params}; best value: {best.value} "
+                f"({self.which(study, best)})"
+            )
         else:
             front = [{"params": t.params, "values": t.values} for t in study.best_trials]
             results = {"name": "optuna", "solutions": front}
@@ -278,6 +281,18 @@ class StudySweep:
         if self.config is not None:
             path = f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
             OmegaConf.save(OmegaConf.create(results), path)
+
+    def which(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+        """Where the best trial ran: a job of this sweep, or an earlier sweep of the study."""
+        jobs = {t.number: job for job, t in enumerate(self.launched)}
+        run_dir = trial.user_attrs.get("run_dir")
+        where = f", {run_dir}" if run_dir else ""
+        if trial.number in jobs:
+            return f"trial {trial.number}, job {jobs[trial.number]} of this sweep{where}"
+        return (
+            f"trial {trial.number}: the best of study {study.study_name} over all its sweeps, "
+            f"from an earlier one{where}"
+        )
 
 
 def _name(direction: Any) -> str:
