@@ -196,6 +196,22 @@ def test_the_closing_line_names_the_best_trial_and_where_it_ran(caplog) -> None:
     assert "best value: 0.9 (trial 1, job 1 of this sweep, /runs/new/1)" in caplog.text
 
 
+def test_the_closing_line_names_the_pareto_trials(caplog) -> None:
+    """It said only "Number of Pareto solutions: 2": now which trials, and their jobs."""
+    sweep = StudySweep(sampler_config=None, seed=0, direction=["maximize", "minimize"],
+                       storage=None, study_name=None, n_trials=3, n_jobs=1,
+                       max_failure_rate=0.0)  # fmt: skip
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.tell(study.ask(), [0.9, 10])  # an earlier sweep's, on the front
+    for values in ([0.5, 20], [0.95, 30]):  # dominated by trial 0; on the front
+        trial = study.ask()
+        sweep.start(study, [trial], {}, {})
+        study.tell(trial, values)
+    with caplog.at_level("INFO"):
+        sweep.write_results(study)
+    assert "Pareto solutions: 2: trial 0 (an earlier sweep), trial 2 (job 1)" in caplog.text
+
+
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     """A grid where one trial diverges (NaN loss) and two are refused (UserInputError):
     three failed trials of four, within max_failure_rate=0.75, so the sweep succeeds."""

@@ -277,7 +277,14 @@ class StudySweep:
         else:
             front = [{"params": t.params, "values": t.values} for t in study.best_trials]
             results = {"name": "optuna", "solutions": front}
-            log.info(f"Number of Pareto solutions: {len(front)}")
+            jobs = {t.number: job for job, t in enumerate(self.launched)}
+            named = ", ".join(
+                f"trial {t.number} (job {jobs[t.number]})"
+                if t.number in jobs
+                else f"trial {t.number} (an earlier sweep)"
+                for t in sorted(study.best_trials, key=lambda t: t.number)
+            )
+            log.info(f"Number of Pareto solutions: {len(front)}: {named}")
         if self.config is not None:
             path = f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
             OmegaConf.save(OmegaConf.create(results), path)
