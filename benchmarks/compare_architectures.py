@@ -13,6 +13,7 @@ Usage: ``make ca`` or ``python benchmarks/compare_architectures.py [--epochs 3]
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 
@@ -26,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
 from src.train import train  # noqa: E402
+from src.utils.argv import parse_with_overrides  # noqa: E402
 
 EXPERIMENTS = ("vimh_cnn", "vimh_vit", "vimh_convnext")
 
@@ -69,18 +71,26 @@ def main() -> None:
     parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
     parser.add_argument("--data-dir", default=str(ROOT / "data"), help="paths.data_dir")
     parser.add_argument("overrides", nargs="*", help="config overrides for every run")
-    args = parser.parse_args()
-    rows = {e: run(e, args.epochs, args.data_dir, args.overrides) for e in args.experiments}
+    args, overrides = parse_with_overrides(parser, sys.argv[1:])
+    rows = {e: run(e, args.epochs, args.data_dir, overrides) for e in args.experiments}
+    print(f"\n{args.epochs} epochs each (test split)")
+    print(table(rows))
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    """One row per experiment, a column per figure, each column as wide as its longest
+    name or value plus two spaces (fixed widths ran long metric names together)."""
     metrics = sorted({k for row in rows.values() for k in row} - {"params", "seconds"})
     columns = ["params", *metrics, "seconds"]
-    print(f"\n{args.epochs} epochs each (test split)")
-    print(f"{'experiment':<16}" + "".join(f"{c:>22}" for c in columns))
-    for experiment, row in rows.items():
-        cells = (
-            f"{row[c]:>22,.0f}" if c == "params" else f"{row.get(c, float('nan')):>22.4f}"
-            for c in columns
-        )
-        print(f"{experiment:<16}" + "".join(cells))
+    lines = [["experiment", *columns]] + [
+        [e, *(f"{r[c]:,.0f}" if c == "params" else f"{r.get(c, float('nan')):.4f}" for c in columns)]
+        for e, r in rows.items()
+    ]  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) + 2 for i in range(len(lines[0]))]
+    return "\n".join(
+        line[0].ljust(widths[0]) + "".join(v.rjust(w) for v, w in zip(line[1:], widths[1:], strict=True))
+        for line in lines
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

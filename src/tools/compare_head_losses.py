@@ -23,6 +23,8 @@ import rootutils
 
 ROOT = rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
+from src.utils.argv import parse_with_overrides  # noqa: E402
+
 #: (velocity's head kind, its loss) per run
 VARIANTS = [
     ("regression", "l1"),
@@ -154,9 +156,7 @@ def compare(
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """The options and the Hydra overrides of a command line. Overrides (key=value, ~key) go
-    anywhere on the line: argparse alone would take one placed after ``--seeds 1 2 3`` for
-    a seed (``nargs="+"`` is greedy) and stop at "invalid int value"."""
+    """The options and the Hydra overrides (anywhere on the line) of a command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1000, help="notes generated (train + test)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run")
@@ -165,9 +165,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "overrides", nargs="*", help="more Hydra overrides for every run (key=value, anywhere)"
     )
-    hydra = [a for a in argv if a.startswith("~") or ("=" in a and not a.startswith("-"))]
-    args = parser.parse_args([a for a in argv if a not in hydra])
-    return args, [*args.overrides, *hydra]
+    return parse_with_overrides(parser, argv)
 
 
 def main() -> None:
