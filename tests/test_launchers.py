@@ -71,6 +71,26 @@ def test_slurm_configs(launcher, partition, gpus, cpus, mem, minutes, tmp_path: 
                 assert " # " in line, f"{name}.yaml: {line} has no comment"
 
 
+def test_slurm_launcher_without_slurm_is_one_message(tmp_path: Path) -> None:
+    """No srun on the PATH: one message before any trial exists (it was submitit's
+    traceback at the first batch, and two trials recorded FAIL as "interrupted")."""
+    storage = tmp_path / "study.db"
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PATH"] = str(tmp_path / "bin")  # an empty folder: no srun, as on a laptop
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), "hparams_search=digits_optuna",
+         "hydra/launcher=slurm_cpu", "hydra.sweeper.n_trials=1", f"paths.log_dir={tmp_path}",
+         f"hydra.sweeper.storage=sqlite:///{storage}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "this machine has no SLURM (no srun on its PATH)" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    if storage.exists():  # no trial was created
+        summaries = optuna.get_all_study_summaries(f"sqlite:///{storage}")
+        assert all(summary.n_trials == 0 for summary in summaries)
+
+
 def test_parallel_launcher_follows_the_sweeper(tmp_path: Path) -> None:
     """hydra/launcher=parallel starts as many workers as the sweeper launches trials at once."""
     overrides = ["hydra/launcher=parallel", "hparams_search=digits_optuna"]

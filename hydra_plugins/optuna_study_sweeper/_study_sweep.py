@@ -24,6 +24,7 @@ import functools
 import json
 import logging
 import math
+import shutil
 import warnings
 from typing import Any
 
@@ -99,6 +100,7 @@ class StudySweep:
         launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
+        check_launcher(launcher)
         self.launcher = _trials.NonFiniteFails(launcher)
 
     def space(self, arguments: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -299,6 +301,23 @@ class StudySweep:
         return (
             f"trial {trial.number}: the best of study {study.study_name} over all its sweeps, "
             f"from an earlier one{where}"
+        )
+
+
+def check_launcher(launcher: Any) -> None:
+    """Stop before the study is opened when the SLURM launcher cannot submit from here:
+    submitit finds out only at the first batch (a traceback, "Could not detect srun"),
+    after the batch's trials were created, which then read as interrupted."""
+    try:
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+    except ImportError:
+        return
+    if isinstance(launcher, SlurmLauncher) and shutil.which("srun") is None:
+        raise SweepError(
+            "hydra/launcher=slurm_* submits each trial as a SLURM job, and this machine has "
+            "no SLURM (no srun on its PATH). Start the search on the cluster's login node (or "
+            "in a small job there), or run the trials here: leave out hydra/launcher, or "
+            "hydra/launcher=parallel for several at once."
         )
 
 
