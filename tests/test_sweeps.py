@@ -212,6 +212,28 @@ def test_the_closing_line_names_the_pareto_trials(caplog) -> None:
     assert "Pareto solutions: 2: trial 0 (an earlier sweep), trial 2 (job 1)" in caplog.text
 
 
+def test_the_summary_table_shows_every_objective_of_a_pareto_sweep(tmp_path: Path) -> None:
+    """digits_pareto_optuna's second objective, model/params/total, is returned by each job
+    but logged as no metric: its column in the sweep's table was empty for every job."""
+    done = run_cli(
+        "train.py",
+        "hparams_search=digits_pareto_optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=1",
+        f"paths.log_dir={tmp_path}",
+        *TINY,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    study = load_study(tmp_path, "digits_pareto_optuna")
+    sizes = sorted(int(t.values[1]) for t in study.trials)
+    table = done.stdout + done.stderr
+    header = next(line for line in table.splitlines() if line.startswith("| job |"))
+    column = [c.strip() for c in header.split("|")].index("model/params/total")
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")][1:]
+    shown = sorted(int(float(r[column])) for r in rows if r[column].strip())
+    assert len(sizes) == 2 and shown == sizes
+
+
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     """A grid where one trial diverges (NaN loss) and two are refused (UserInputError):
     three failed trials of four, within max_failure_rate=0.75, so the sweep succeeds."""

@@ -62,12 +62,19 @@ class MultirunSummary(Callback):
         status = json.loads(status_file.read_text()) if status_file.is_file() else {}
         pruned_file = output_dir / PRUNED_FILE
         pruned = json.loads(pruned_file.read_text()) if pruned_file.is_file() else None
+        metrics = dict(status.get("metrics", {}))
+        if not failed:  # objectives the job returned that it logged as no metric (a size)
+            returned = job_return._return_value
+            values = returned if isinstance(returned, list | tuple) else [returned]
+            for (name, _), value in zip(optimized(config), values, strict=False):
+                if isinstance(value, int | float) and name not in metrics:
+                    metrics[name] = float(value)
         result = {
             "job": config.hydra.job.num,
             "overrides": list(job_return.overrides or []),
             "status": "failed" if failed else "pruned" if pruned else "finished",
             "error": f"{type(error).__name__}: {error}" if failed else None,
-            "metrics": status.get("metrics", {}),
+            "metrics": metrics,
         }
         if pruned and not failed:
             result["pruned_after_epoch"] = pruned["epoch"]
