@@ -226,6 +226,8 @@ def test_the_summary_table_shows_every_objective_of_a_pareto_sweep(tmp_path: Pat
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     study = load_study(tmp_path, "digits_pareto_optuna")
     sizes = sorted(int(t.values[1]) for t in study.trials)
+    # its objectives named in the study: optuna-dashboard's axes say so, not "Objective 0"
+    assert study.metric_names == ["val/acc_best", "model/params/total"]
     table = done.stdout + done.stderr
     header = next(line for line in table.splitlines() if line.startswith("| job |"))
     column = [c.strip() for c in header.split("|")].index("model/params/total")

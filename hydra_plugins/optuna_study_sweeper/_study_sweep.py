@@ -147,6 +147,7 @@ class StudySweep:
             directions=self.directions,
             load_if_exists=True,
         )
+        self.name_metrics(study)
         log.info(f"Study {study.study_name} in {url or 'memory'}: {type(sampler).__name__}, "
                  f"{type(pruner).__name__}, directions {self.directions}")  # fmt: skip
         stale = _storage.fail_stale_trials(study)
@@ -157,6 +158,16 @@ class StudySweep:
         self.run(study, url, searched, fixed)
         self.check_failures(study, pending=[])
         self.write_results(study)
+
+    def name_metrics(self, study: optuna.Study) -> None:
+        """Store the objectives' names (optimized_metric) in a study that has none, so
+        optuna-dashboard and Optuna's plots label their axes val/acc_best, not "Objective 0"."""
+        metric = self.config.get("optimized_metric") if self.config is not None else None
+        names = [str(m) for m in metric] if _is_list(metric) else [metric]
+        if study.metric_names is None and len(names) == len(self.directions) and all(names):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([str(n) for n in names])
 
     def checked_pruner(self) -> Any:
         pruner = build_pruner(self.pruner_config) or NopPruner()
