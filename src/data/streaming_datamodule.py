@@ -28,6 +28,7 @@ litdata is imported in ``setup``, when shards are read: start-up stays fast.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -216,6 +217,9 @@ class StreamingDataModule(LightningDataModule):
         drop_last = self.drop_last and split == "train"
         size = int(self.meta["sizes"][split])
         check_batch_count(self.trainer, split, size, self.batch_size, drop_last, self.source)
+        # Lightning warns that an IterableDataset's __len__ may be wrong across workers;
+        # litdata's is exact: it shares the split's samples out among ranks and workers
+        warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
         return StreamingDataLoader(
             self.datasets[split], batch_size=self.batch_size, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,

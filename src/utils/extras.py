@@ -29,7 +29,14 @@ LIBRARY_NOISE = (
 # Lightning's info lines that advertise or restate what the config says
 LIGHTNING_CHATTER = ("💡 Tip:", "Trainer already configured with model summary callbacks")
 # libraries that talk at INFO on every run (alembic and mlflow: MLflow's database set-up)
-QUIET_LOGGERS = ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils")
+# INFO chatter of libraries: database migrations, litdata's "POSIX-fast: mmap chunks in
+# place" once per data set opened (three times a streaming run)
+QUIET_LOGGERS = (
+    "alembic",
+    "alembic.runtime.migration",
+    "mlflow.store.db.utils",
+    "litdata.streaming.dataset",
+)
 
 
 class DropChatter(logging.Filter):
