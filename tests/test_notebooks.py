@@ -210,12 +210,14 @@ def screenshot(book: nbformat.NotebookNode, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def task_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One regression run (diabetes) and one multihead VIMH run (class + regression heads)."""
+    """One regression run (diabetes) and one multihead VIMH run (an ordinal pitch head, a
+    regression velocity head)."""
     logs = tmp_path_factory.mktemp("task_logs")
     found = {}
     for task, overrides in (
         ("regression", ["experiment=diabetes_mlp", "trainer.max_epochs=3"]),
         ("multihead", ["experiment=vimh_cnn", "trainer.max_epochs=2",
+                       "+data.head_kinds={note_number: ordinal}",
                        *vimh_overrides(logs / "data", 300)]),
     ):  # fmt: skip
         done = run_cli("train.py", f"paths.log_dir={logs / task}", *overrides, *QUIET)
@@ -238,6 +240,10 @@ def test_inspect_model_notebook_for_every_task(task, task_runs, tmp_path, monkey
         for head, accuracy in heads:
             assert float(accuracy) == pytest.approx(logged[f"test/{head}/acc"], abs=1e-3)
         assert "regression heads' test MAE" in text
+        # the MAE line holds regression heads only (an ordinal head, with classes, was in it)
+        line = next(x for x in text.splitlines() if "regression heads' test MAE" in x)
+        assert "note_velocity/mae" in line
+        assert not any(f"test/{head}/" in line for head, _ in heads)
     screenshot(book, tmp_path / f"inspect_model_{task}.png")
 
 
