@@ -156,6 +156,30 @@ def test_inspect_runs_notebook(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     assert "metrics.test/acc" in text  # the MLflow table, its runs by name
     assert "tags.mlflow.runName" in text and "run_id" not in text
     assert "IProgress not found" not in text  # tqdm's warning without ipywidgets
+    html = "".join(
+        o["data"]["text/html"] for c in book.cells for o in c.get("outputs", [])
+        if "Plotly.newPlot(" in o.get("data", {}).get("text/html", "")
+    )  # fmt: skip
+    figure = html.split("Plotly.newPlot(", 1)[1]  # the figure, after plotly.js itself
+    assert "#440154" in figure and "rgb(247.0, 251.0, 255.0)" not in figure  # viridis, no white
+
+
+def test_parallel_coordinate_lines_follow_the_objective_in_viridis() -> None:
+    """Optuna's white-to-blue scale drew the worst trial (the best, minimising) white."""
+    import optuna
+
+    for direction, first in (("maximize", "rgb(68, 1, 84)"), ("minimize", "rgb(253, 231, 37)")):
+        study = optuna.create_study(direction=direction)
+        x = optuna.distributions.FloatDistribution(0, 1)
+        for value in (0.1, 0.5, 0.9):
+            study.add_trial(
+                optuna.trial.create_trial(params={"x": value}, distributions={"x": x}, value=value)
+            )
+        figure = optuna.visualization.plot_parallel_coordinate(study, target_name="v")
+        runs.recolour_parallel_coordinate(figure)
+        colours = [t.line.color for t in figure.data if t.mode == "lines"]
+        assert colours[0] == first and len(set(colours)) == 3, colours
+        assert figure.data[-1].marker.colorscale[0][1] == "#440154"  # the bar: viridis too
 
 
 def test_inspect_model_notebook(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
