@@ -163,11 +163,11 @@ class StudySweep:
         """Store the objectives' names (optimized_metric) in a study that has none, so
         optuna-dashboard and Optuna's plots label their axes val/acc_best, not "Objective 0"."""
         metric = self.config.get("optimized_metric") if self.config is not None else None
-        names = [str(m) for m in metric] if _is_list(metric) else [metric]
+        names = [str(m) for m in metric] if _is_list(metric) else [str(metric or "")]
         if study.metric_names is None and len(names) == len(self.directions) and all(names):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([str(n) for n in names])
+                study.set_metric_names(names)
 
     def checked_pruner(self) -> Any:
         pruner = build_pruner(self.pruner_config) or NopPruner()
@@ -290,7 +290,7 @@ class StudySweep:
         else:
             front = [{"params": t.params, "values": t.values} for t in study.best_trials]
             results = {"name": "optuna", "solutions": front}
-            jobs = {t.number: job for job, t in enumerate(self.launched)}
+            jobs = self.jobs_by_trial()
             named = ", ".join(
                 f"trial {t.number} (job {jobs[t.number]})"
                 if t.number in jobs
@@ -302,9 +302,13 @@ class StudySweep:
             path = f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
             OmegaConf.save(OmegaConf.create(results), path)
 
+    def jobs_by_trial(self) -> dict[int, int]:
+        """This sweep's job number of each trial it launched, by trial number."""
+        return {trial.number: job for job, trial in enumerate(self.launched)}
+
     def which(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
         """Where the best trial ran: a job of this sweep, or an earlier sweep of the study."""
-        jobs = {t.number: job for job, t in enumerate(self.launched)}
+        jobs = self.jobs_by_trial()
         run_dir = trial.user_attrs.get("run_dir")
         where = f", {run_dir}" if run_dir else ""
         if trial.number in jobs:

@@ -1,5 +1,6 @@
-"""Command lines that mix argparse options with Hydra overrides (the scripts that run
-several trainings: ``src/tools/compare_head_losses.py``, ``benchmarks/compare_architectures.py``)."""
+"""Command lines that mix argparse options with Hydra overrides: the scripts that run
+several trainings (``src/tools/compare_head_losses.py``,
+``benchmarks/compare_architectures.py``)."""
 
 from __future__ import annotations
 

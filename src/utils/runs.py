@@ -267,8 +267,9 @@ def load_run(
 def recolour_parallel_coordinate(figure: Any, colorscale: str = "Viridis") -> Any:
     """Optuna's parallel-coordinate plot in ``colorscale``, its lines thicker: Optuna's
     scale starts at white, so on a white page the trial at that end of the objective is
-    not seen. Optuna draws one line per trial (its objective value first in the line's ``customdata``) and the colour
-    bar as a marker trace; there is no setting for the scale, hence this."""
+    not seen. Optuna draws one line per trial (its objective value first in the line's
+    ``customdata``) and the colour bar as a marker trace; it has no setting for the scale,
+    hence this."""
     from plotly.colors import sample_colorscale
 
     lines = [t for t in figure.data if t.mode == "lines" and t.customdata is not None]
