@@ -172,6 +172,23 @@ def test_compare_head_losses_takes_overrides_anywhere_on_the_line() -> None:
     assert args.seeds == [4] and overrides == ["trainer.max_epochs=2", "~callbacks.ema"]
 
 
+def test_compare_head_losses_prints_a_line_per_run_and_no_known_noise(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder, capsys: pytest.CaptureFixture
+) -> None:
+    """The tool runs train() itself: like src/train.py it silences the known-noise
+    warnings first (300 notes make fewer batches than the logging interval, which
+    Lightning warns about), prints no model summary per run, and says after each run
+    which of how many it was and its velocity MAE."""
+    from src.tools.compare_head_losses import compare
+
+    compare(tmp_path, 300, 1, [1], [("regression", "l1")], [])
+    assert not [w for w in recwarn if "logging interval" in str(w.message)]
+    out = capsys.readouterr().out
+    assert re.search(r"^\[1/1\] l1 \(regression velocity head\), seed 1: test velocity MAE "
+                     r"\d+\.\d\d$", out, re.MULTILINE), out  # fmt: skip
+    assert "Trainable params" not in out
+
+
 @pytest.mark.slow
 def test_compare_head_losses_tool_trains_each_variant(tmp_path: Path) -> None:
     """The comparison tool on 1,000 notes, 8 epochs, two of its variants: each learns
