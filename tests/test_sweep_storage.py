@@ -21,7 +21,11 @@ import pytest
 from optuna.trial import TrialState
 
 from hydra_plugins.optuna_study_sweeper._space import SweepError
-from hydra_plugins.optuna_study_sweeper._storage import open_storage, prepare_storage
+from hydra_plugins.optuna_study_sweeper._storage import (
+    open_storage,
+    prepare_storage,
+    printable_url,
+)
 from tests.conftest import ROOT, run_cli
 
 OLD_DB = ROOT / "tests" / "data" / "optuna_2_10_study.db"  # 3 trials, made with optuna 2.10.1
@@ -49,6 +53,10 @@ def two_sweeps_at_once(tmp_path: Path, storage: str, study: str) -> optuna.Study
     outputs = [run.communicate(timeout=900) for run in runs]
     for run, (out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, out[-2000:] + err[-2000:]
+        # the sweep says where its study is, a database server's password masked
+        assert f"Study {study} in {printable_url(prepare_storage(storage))}: " in out + err
+        assert ":optuna@" not in out + err
+        assert "env_set" not in out + err  # the launch lines show the trial's overrides only
     loaded = optuna.load_study(study_name=study, storage=open_storage(prepare_storage(storage)))
     numbers = [t.number for t in loaded.trials]
     assert sorted(numbers) == list(range(7))  # the exact sum, no duplicate, none lost
@@ -115,6 +123,17 @@ def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path: Path) ->
         for process in processes:
             process.join(timeout=120)
         assert [results.get(timeout=5) for _ in processes] == ["ok"] * 4
+
+
+def test_storage_urls_print_with_no_password_and_single_slashes() -> None:
+    """paths.log_dir ends in a slash (as in LHT): sqlite:////x/logs//optuna was printed;
+    the sweep printed a PostgreSQL server's password in its "Study ... in" line."""
+    assert (
+        printable_url("sqlite:////x/logs//optuna/optuna.db") == "sqlite:////x/logs/optuna/optuna.db"
+    )
+    assert printable_url("sqlite:///logs/optuna.db") == "sqlite:///logs/optuna.db"
+    assert printable_url("postgresql://me:secret@db:5432/s") == "postgresql://me:***@db:5432/s"
+    assert printable_url("journal:///x/j.log") == "journal:///x/j.log"
 
 
 def test_storage_urls_are_checked_before_use(tmp_path: Path) -> None:

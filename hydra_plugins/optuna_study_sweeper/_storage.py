@@ -59,6 +59,19 @@ def prepare_storage(storage: str | None) -> str | None:
     return f"sqlite:///{path}"
 
 
+def printable_url(storage: str) -> str:
+    """The storage URL to print: a database server's password masked, a SQLite file's path
+    with one slash between folders (``logs/`` + ``/optuna``), as Hydra reads it back in an
+    override without quotes."""
+    storage = str(storage)
+    if storage.startswith(JOURNAL):
+        return storage
+    url = make_url(storage)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return f"sqlite:///{Path(url.database)}"
+    return url.render_as_string(hide_password=True)
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int | None = None,

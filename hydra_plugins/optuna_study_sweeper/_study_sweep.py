@@ -32,7 +32,7 @@ import optuna
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.pruners import NopPruner
 from optuna.samplers import GridSampler
 from optuna.trial import Trial, TrialState
@@ -148,13 +148,18 @@ class StudySweep:
             load_if_exists=True,
         )
         self.name_metrics(study)
-        log.info(f"Study {study.study_name} in {url or 'memory'}: {type(sampler).__name__}, "
+        where = _storage.printable_url(url) if url else "memory"  # no password
+        log.info(f"Study {study.study_name} in {where}: {type(sampler).__name__}, "
                  f"{type(pruner).__name__}, directions {self.directions}")  # fmt: skip
         stale = _storage.fail_stale_trials(study)
         if stale:
             again = " and enqueued again (retry_failed)" if retry else ""
             log.warning(f"Trials {stale} had stopped sending heartbeats: marked FAIL{again}.")
         self.launched = []
+        if self.config is not None:  # what every job is told: composed into each job first
+            with read_write(self.config), open_dict(self.config):
+                shared = _trials.study_env(url, study, self.pruner_json)
+                self.config.hydra.overrides.hydra.extend(shared)
         self.run(study, url, searched, fixed)
         self.check_failures(study, pending=[])
         self.write_results(study)
@@ -204,7 +209,7 @@ class StudySweep:
         while to_go > 0:
             trials = [study.ask() for _ in range(min(to_go, self.n_jobs))]
             overrides = self.start(study, trials, searched, fixed)
-            env = [_trials.trial_env(url, study, t, self.pruner_json) for t in trials]
+            env = [_trials.trial_env(url, t) for t in trials]
             jobs = [[*line, *more] for line, more in zip(overrides, env, strict=True)]
             ids = [t._trial_id for t in trials]
             try:

@@ -36,13 +36,22 @@ def quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def trial_env(url: str | None, study: optuna.Study, trial: Trial, pruner: str) -> list[str]:
-    """The overrides that tell a job its trial (none for an in-memory study)."""
+def study_env(url: str | None, study: optuna.Study, pruner: str) -> list[str]:
+    """The Hydra overrides every job of the sweep shares (none for an in-memory study):
+    the storage, the study and the pruner, and the trial number's key, set per job by
+    ``trial_env``. They go to the sweep's ``hydra.overrides.hydra``, which every job's
+    config is composed with first: a job's own ``hydra.``-prefixed override then needs no
+    ``++`` (the key exists), and launchers leave ``hydra.`` overrides out of the line they
+    print per job, which showed these four at full length (a PostgreSQL password too)."""
     if url is None:
         return []
-    env = {STORAGE_ENV: url, STUDY_ENV: study.study_name, TRIAL_ENV: str(trial.number)}
-    env[PRUNER_ENV] = pruner
+    env = {STORAGE_ENV: url, STUDY_ENV: study.study_name, PRUNER_ENV: pruner, TRIAL_ENV: ""}
     return [f"++hydra.job.env_set.{key}={quoted(value)}" for key, value in env.items()]
+
+
+def trial_env(url: str | None, trial: Trial) -> list[str]:
+    """The override that tells a job its trial (none for an in-memory study)."""
+    return [] if url is None else [f"hydra.job.env_set.{TRIAL_ENV}={quoted(str(trial.number))}"]
 
 
 def job_error(ret: JobReturn) -> BaseException | None:

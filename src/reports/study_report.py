@@ -63,20 +63,6 @@ from src.utils.errors import UserInputError  # noqa: E402
 CONFIGS = ROOT / "configs"
 
 
-# an override value Hydra reads back as this very string without quotes
-def shown(storage: str) -> str:
-    """The storage URL to print: a database server's password masked, a SQLite file's path
-    as the sweeper prints it (``logs/`` + ``/optuna``: one slash)."""
-    from sqlalchemy.engine import make_url
-
-    if str(storage).startswith("journal://"):
-        return str(storage)
-    url = make_url(str(storage))
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return f"sqlite:///{Path(url.database)}"
-    return url.render_as_string(hide_password=True)
-
-
 def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
     """The study, or a UserInputError naming what is missing and the studies there are."""
     import optuna
@@ -89,12 +75,17 @@ def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
             "null), so there is nothing to report. Give the search a storage "
             "(hydra.sweeper.storage=sqlite:///logs/optuna/optuna.db) and run it again."
         )
-    from hydra_plugins.optuna_study_sweeper._storage import open_storage, prepare_storage
+    from hydra_plugins.optuna_study_sweeper._storage import (
+        open_storage,
+        prepare_storage,
+        printable_url,
+    )
 
     url = make_url("journal://" if str(storage).startswith("journal://") else str(storage))
+    shown = printable_url(storage)
     if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").is_file():
         raise UserInputError(
-            f"No study database at {url.database} (hydra.sweeper.storage={shown(storage)}). Run the "
+            f"No study database at {url.database} (hydra.sweeper.storage={shown}). Run the "
             f"search first (python src/train.py hparams_search={search}), or give the "
             "storage it used: hydra.sweeper.storage=<url>."
         )
@@ -104,14 +95,12 @@ def open_study(storage: str | None, study_name: str | None, search: str) -> Any:
     try:
         summaries = optuna.get_all_study_summaries(storage=opened)
     except DatabaseError as error:
-        raise UserInputError(
-            f"{shown(storage)} is not a readable Optuna database: {error}"
-        ) from error
+        raise UserInputError(f"{shown} is not a readable Optuna database: {error}") from error
     studies = {s.study_name: s.n_trials for s in summaries}
     if study_name not in studies:
         there = ", ".join(f"{name} ({n} trials)" for name, n in sorted(studies.items()))
         raise UserInputError(
-            f"No study named {study_name} in {shown(storage)}. The studies there: {there or 'none'}. "
+            f"No study named {study_name} in {shown}. The studies there: {there or 'none'}. "
             "Report one with hparams_search=<its search config>, or hydra.sweeper.study_name=<name>."
         )
     return optuna.load_study(study_name=study_name, storage=opened)
@@ -204,6 +193,8 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
     """Write the report of the study ``cfg`` names; return what ``report.json`` holds."""
     from hydra.core.hydra_config import HydraConfig
 
+    from hydra_plugins.optuna_study_sweeper._storage import printable_url
+
     hydra_cfg = HydraConfig.get()
     search = hydra_cfg.runtime.choices.get("hparams_search")
     if not search:
@@ -247,7 +238,7 @@ def study_report(cfg: DictConfig) -> dict[str, Any]:
         write_text(out / f"trial{chosen['number']}.txt", line)
     report = {
         "study": study_name,
-        "storage": shown(storage),
+        "storage": printable_url(storage),
         "search": search,
         "directions": directions,
         "objectives": names,

@@ -31,7 +31,7 @@ def study_storage(cfg: DictConfig) -> tuple[object, str, str]:
     """The opened storage of the search, its URL and the study name (which must exist)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from hydra_plugins.optuna_study_sweeper._storage import open_storage, study_sizes
+    from hydra_plugins.optuna_study_sweeper._storage import open_storage, printable_url, study_sizes
 
     sweeper = HydraConfig.get().sweeper
     search = HydraConfig.get().runtime.choices.get("hparams_search")
@@ -50,12 +50,12 @@ def study_storage(cfg: DictConfig) -> tuple[object, str, str]:
                 f"(python src/train.py hparams_search={search})."
             )
     storage = open_storage(str(url))
-    studies = study_sizes(storage)
+    studies, shown = study_sizes(storage), printable_url(str(url))  # no password printed
     if name not in studies:
         raise UserInputError(
-            f"No study named {name} in {url}; the studies there: {sorted(studies) or 'none'}."
+            f"No study named {name} in {shown}; the studies there: {sorted(studies) or 'none'}."
         )
-    return storage, str(url), str(name)
+    return storage, shown, str(name)
 
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="dashboard.yaml")

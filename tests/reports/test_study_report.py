@@ -23,7 +23,7 @@ from src.reports.overrides import (
     override_value,
     trial_overrides,
 )
-from src.reports.study_report import shown, study_report
+from src.reports.study_report import study_report
 from src.utils.errors import UserInputError
 from tests.conftest import compose_config, run_cli
 
@@ -364,13 +364,6 @@ def test_train_best_reproduces_the_best_trial(sweep: dict, tmp_path: Path) -> No
     assert run_dir.is_relative_to(tmp_path / "best")
     status = json.loads((run_dir / "run_status.json").read_text())
     assert status["metrics"]["val/acc_best"] == report["best"][0]["values"][0]
-
-
-def test_storage_urls_print_as_the_sweeper_prints_them() -> None:
-    """paths.log_dir ends in a slash (as in LHT): the report printed sqlite:////x/logs//optuna."""
-    assert shown("sqlite:////x/logs//optuna/optuna.db") == "sqlite:////x/logs/optuna/optuna.db"
-    assert shown("sqlite:///logs/optuna.db") == "sqlite:///logs/optuna.db"
-    assert shown("postgresql://me:secret@db:5432/s") == "postgresql://me:***@db:5432/s"
 
 
 def test_index_says_how_many_epochs_a_pruned_trial_trained(tmp_path: Path) -> None:
