@@ -16,7 +16,25 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from hydra_plugins.parallel_launcher.parallel_launcher import LinePrefixed, shown_overrides
 from tests.conftest import ROOT, compose_config
+
+TINY_APP = """
+import logging, sys
+import hydra
+
+log = logging.getLogger("tiny")
+
+
+@hydra.main(version_base=None, config_path=None)
+def main(cfg):
+    log.info(f"logged {cfg.x}")
+    print(f"printed {cfg.x}", "in", "pieces")
+    print(f"warned {cfg.x}", file=sys.stderr)
+
+
+main()
+"""
 
 
 def sbatch_script(launcher, folder: Path) -> str:
@@ -96,7 +114,8 @@ def test_parallel_launcher_follows_the_sweeper(tmp_path: Path) -> None:
     overrides = ["hydra/launcher=parallel", "hparams_search=digits_optuna"]
     cfg = compose_config("train.yaml", [*overrides, "hydra.sweeper.n_jobs=2"], tmp_path)
     built = instantiate(cfg.hydra.launcher)
-    assert type(built).__name__ == "JoblibLauncher"
+    # Hydra's joblib launcher, listing and prefixing the jobs
+    assert [c.__name__ for c in type(built).__mro__[:2]] == ["ParallelLauncher", "JoblibLauncher"]
     assert built.joblib["n_jobs"] == 2
     # Hydra's basic sweeper has no n_jobs: one worker per core, as the plugin's default
     basic = compose_config("train.yaml", ["hydra/launcher=parallel"], tmp_path)
@@ -143,3 +162,50 @@ def test_two_workers_share_the_study(tmp_path: Path) -> None:
     for job, trial in zip(jobs, study.trials, strict=True):
         status = json.loads((job / "run_status.json").read_text())
         assert status["metrics"]["val/acc_best"] == trial.value
+
+
+def test_line_prefixed_starts_every_line_with_the_job() -> None:
+    import io
+
+    out = io.StringIO()
+    stream = LinePrefixed(out, "[job 3] ")
+    for piece in ("one", " line\n", "two\n\nthree", "\n", ""):
+        stream.write(piece)
+    assert out.getvalue() == "[job 3] one line\n[job 3] two\n[job 3]\n[job 3] three\n"
+    assert not stream.isatty()  # rich draws no live bar over the other workers' lines
+
+
+def test_job_listing_leaves_out_the_trial_overrides() -> None:
+    line = ["lr=0.1", "+trainer.limit_train_batches=3", "++hydra.job.env_set.OPTUNA_STUDY_NAME=s"]
+    assert shown_overrides(line) == "lr=0.1 +trainer.limit_train_batches=3"
+
+
+def test_parallel_jobs_are_numbered_through_the_sweep_and_their_lines_named(
+    tmp_path: Path,
+) -> None:
+    """Two workers, four jobs in batches of two: the listing numbers them 0-3 (the plugin
+    numbered each batch from 0: #0 #1 #0 #1), and every line a job prints, logs or writes
+    to stderr starts with its number, the one of its directory."""
+    app = tmp_path / "tiny_app.py"
+    app.write_text(TINY_APP)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONPATH"] = str(ROOT)  # the template's hydra_plugins, as src/train.py sets it
+    done = subprocess.run(
+        [sys.executable, str(app), "-m", "+x=a,b,c,d", "hydra/launcher=parallel",
+         "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=2",
+         f"hydra.searchpath=[file://{ROOT / 'configs'}]", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = re.findall(r"#(\d+) : \+x=(\w)", done.stdout)
+    assert listed == [("0", "a"), ("1", "b"), ("2", "c"), ("3", "d")], done.stdout
+    for job, x in enumerate("abcd"):
+        assert re.search(rf"^\[job {job}\] .*logged {x}$", done.stdout, re.M), done.stdout
+        assert f"\n[job {job}] printed {x} in pieces\n" in done.stdout
+        assert f"[job {job}] warned {x}\n" in done.stderr
+        assert (tmp_path / "sweep" / str(job) / ".hydra" / "overrides.yaml").read_text() == (
+            f"- +x={x}\n"
+        )
+    # nothing a job wrote is without its number (the sweep's own lines are Hydra's)
+    for line in done.stdout.splitlines():
+        assert line.startswith(("[job ", "[20")), line

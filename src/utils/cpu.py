@@ -51,7 +51,8 @@ def jobs_side_by_side(cfg: Any) -> int:
     if not HydraConfig.initialized():
         return 1
     launcher = HydraConfig.get().get("launcher") or {}
-    if "joblib" not in str(launcher.get("_target_", "")):
+    target = str(launcher.get("_target_", ""))  # Hydra's joblib launcher, or parallel's
+    if "joblib" not in target and not target.endswith(".ParallelLauncher"):
         return 1
     n_jobs = int(launcher.get("n_jobs") or 1)
     return usable_cores() if n_jobs < 0 else max(1, n_jobs)

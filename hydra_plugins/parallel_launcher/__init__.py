@@ -1,0 +1,1 @@
+"""The template's launcher for trials side by side (``hydra/launcher=parallel``)."""
