@@ -47,11 +47,14 @@ def importances(study: Any, names: list[str], seed: int) -> dict[str, Any]:
     }
 
 
-def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool) -> list[str]:
-    """The HTML plots; ``ranked``: importances can be computed (2 complete trials or more)."""
+def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, Any]:
+    """The plotly figures of the report, by file name (without ``.html``); ``ranked``:
+    importances can be computed (2 complete trials or more)."""
     from optuna import visualization as vis
     from optuna.exceptions import ExperimentalWarning
     from optuna.importance import FanovaImportanceEvaluator
+
+    from src.utils.runs import recolour_parallel_coordinate
 
     warnings.filterwarnings("ignore", category=ExperimentalWarning)  # plot_pareto_front's
     from optuna.trial import TrialState
@@ -70,7 +73,10 @@ def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool
                 study, evaluator=evaluator, **on
             )
         figures[f"slice{suffix}"] = vis.plot_slice(study, **on)
-        figures[f"parallel_coordinate{suffix}"] = vis.plot_parallel_coordinate(study, **on)
+        # Optuna's scale starts at white: the trial at that end was a white line on white
+        figures[f"parallel_coordinate{suffix}"] = recolour_parallel_coordinate(
+            vis.plot_parallel_coordinate(study, **on)
+        )
         if len(searched) > 1:  # a contour per pair of parameters
             figures[f"contour{suffix}"] = vis.plot_contour(study, **on)
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
@@ -81,6 +87,13 @@ def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool
         figures["intermediate_values"] = figure
     for name, figure in figures.items():
         figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")
+    return figures
+
+
+def write_plots(study: Any, out: Path, names: list[str], seed: int, ranked: bool) -> list[str]:
+    """The HTML plots (``plots``), one file each; their file names."""
+    figures = plots(study, names, seed, ranked)
+    for name, figure in figures.items():
         figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
     return [f"{name}.html" for name in figures]
 

@@ -1,0 +1,57 @@
+"""The study report's plots, as a person reads them: on a study made in memory (no sweep)."""
+
+from __future__ import annotations
+
+import re
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from src.reports.study_plots import plots
+
+SPACE = {
+    "model.optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+    "model.net.lin1_size": IntDistribution(16, 256),
+    "model.net.lin2_size": IntDistribution(16, 256),
+    "model/optimizer": CategoricalDistribution(["adam", "sgd"]),
+}
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    """Eight trials whose val/acc_best goes from 0.1 to 0.94, each with its epochs."""
+    study = optuna.create_study(study_name="s", direction="maximize")
+    for i in range(8):
+        value = 0.1 + 0.12 * i
+        params = {
+            "model.optimizer.lr": 10 ** (-4 + 3 * ((i * 5) % 8) / 7),
+            "model.net.lin1_size": 16 + 30 * ((i * 3) % 8),
+            "model.net.lin2_size": 16 + 30 * ((i * 7) % 8),
+            "model/optimizer": ["adam", "sgd"][i % 2],
+        }
+        steps = {epoch: value * (epoch + 1) / 3 for epoch in range(3)}
+        study.add_trial(
+            create_trial(
+                params=params, distributions=SPACE, value=value, intermediate_values=steps,
+                state=TrialState.COMPLETE,
+            )
+        )  # fmt: skip
+    study.set_metric_names(["val/acc_best"])
+    return study
+
+
+def rgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(float(c)) for c in re.findall(r"[\d.]+", colour)[:3])
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_every_trial_is_a_line_seen_on_the_white_page(study: optuna.Study) -> None:
+    """Optuna's parallel-coordinate scale runs from white: the worst trial (or the best,
+    minimizing) was a white line on the white page."""
+    figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["parallel_coordinate"]
+    lines = [t for t in figure.data if t.mode == "lines" and t.customdata is not None]
+    assert len(lines) == 8
+    for line in lines:
+        assert min(rgb(line.line.color)) < 200 or sum(rgb(line.line.color)) < 600, line
