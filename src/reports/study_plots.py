@@ -47,6 +47,18 @@ def importances(study: Any, names: list[str], seed: int) -> dict[str, Any]:
     }
 
 
+CONTOUR_CELL = 230  # pixels per parameter of a contour matrix
+
+
+def sized_contour(figure: Any, searched: set[str]) -> Any:
+    """A matrix of contours (3 parameters or more) sized by its parameters: Optuna leaves
+    the size to the window, where 7 parameters' 49 panels overlapped their axis titles."""
+    if len(searched) > 2:
+        side = CONTOUR_CELL * len(searched)
+        figure.update_layout(width=side + 250, height=side + 150)
+    return figure
+
+
 def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, Any]:
     """The plotly figures of the report, by file name (without ``.html``); ``ranked``:
     importances can be computed (2 complete trials or more)."""
@@ -78,7 +90,7 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
             vis.plot_parallel_coordinate(study, **on)
         )
         if len(searched) > 1:  # a contour per pair of parameters
-            figures[f"contour{suffix}"] = vis.plot_contour(study, **on)
+            figures[f"contour{suffix}"] = sized_contour(vis.plot_contour(study, **on), searched)
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         # what the jobs report (src/callbacks/optuna_trial.py): the first optimized metric
         # after each validation epoch; Optuna's axes say "Step" and "Intermediate Value"

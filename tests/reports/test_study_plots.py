@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import optuna
 import pytest
@@ -38,7 +39,9 @@ def study() -> optuna.Study:
                 state=TrialState.COMPLETE,
             )
         )  # fmt: skip
-    study.set_metric_names(["val/acc_best"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["val/acc_best"])
     return study
 
 
@@ -46,7 +49,6 @@ def rgb(colour: str) -> tuple[int, ...]:
     return tuple(int(float(c)) for c in re.findall(r"[\d.]+", colour)[:3])
 
 
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_every_trial_is_a_line_seen_on_the_white_page(study: optuna.Study) -> None:
     """Optuna's parallel-coordinate scale runs from white: the worst trial (or the best,
     minimizing) was a white line on the white page."""
@@ -55,3 +57,10 @@ def test_every_trial_is_a_line_seen_on_the_white_page(study: optuna.Study) -> No
     assert len(lines) == 8
     for line in lines:
         assert min(rgb(line.line.color)) < 200 or sum(rgb(line.line.color)) < 600, line
+
+
+def test_a_contour_matrix_has_room_for_its_axis_titles(study: optuna.Study) -> None:
+    """Optuna's matrix fills the window: 7 parameters' titles overlapped at 1200x900."""
+    figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["contour"]
+    panels = len(SPACE)
+    assert figure.layout.width >= 200 * panels and figure.layout.height >= 200 * panels
