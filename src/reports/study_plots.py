@@ -8,6 +8,7 @@ directory and MLflow run id (the user attributes the sweeper and its jobs record
 from __future__ import annotations
 
 import html
+import math
 import re
 import warnings
 from pathlib import Path
@@ -96,6 +97,9 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
         # after each validation epoch; Optuna's axes say "Step" and "Intermediate Value"
         figure = vis.plot_intermediate_values(study)
         figure.update_layout(xaxis_title="epoch", yaxis_title=f"{names[0]} after the epoch")
+        # whole epochs only (plotly's own ticks for 3 epochs were 0, 0.5, 1, 1.5, 2)
+        last = max((max(t.intermediate_values, default=0) for t in study.trials), default=0)
+        figure.update_xaxes(tick0=0, dtick=max(1, math.ceil(last / 10)))
         figures["intermediate_values"] = figure
     for name, figure in figures.items():
         figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")

@@ -64,3 +64,10 @@ def test_a_contour_matrix_has_room_for_its_axis_titles(study: optuna.Study) -> N
     figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["contour"]
     panels = len(SPACE)
     assert figure.layout.width >= 200 * panels and figure.layout.height >= 200 * panels
+
+
+def test_epochs_are_whole_numbers(study: optuna.Study) -> None:
+    """3 epochs had plotly's ticks 0, 0.5, 1, 1.5, 2: half an epoch is no point a trial reports."""
+    figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["intermediate_values"]
+    assert figure.layout.xaxis.title.text == "epoch"
+    assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 0
