@@ -289,10 +289,37 @@ def print_report(report: dict[str, Any], out: Path) -> None:
     )
 
 
+def override_key(override: str) -> tuple[str, str]:
+    """(prefix, key) of a command-line override: ``+trainer.x=3`` -> ``("+", "trainer.x")``."""
+    prefix = override[: len(override) - len(override.lstrip("+~"))]
+    return prefix, override[len(prefix) :].split("=", 1)[0]
+
+
+def with_train_args(overrides: list[str], train_args: list[str]) -> list[str]:
+    """The trial's overrides, each key ``train_args`` sets again replaced by its value there.
+
+    Appended alone, ``+trainer.limit_train_batches=2`` after the trial's own
+    ``+trainer.limit_train_batches=3`` stopped Hydra ("An item is already at ..."), and
+    without its ``+`` it could not be written either way; a key the trial added keeps
+    being added (``+``), and ``~key`` of a key the trial added leaves both out."""
+    added = {override_key(o)[1]: override_key(o)[0] for o in overrides}
+    given = {override_key(a)[1] for a in train_args}
+    merged = [o for o in overrides if override_key(o)[1] not in given]
+    for arg in train_args:
+        prefix, key = override_key(arg)
+        trial_prefix = added.get(key)
+        if trial_prefix == "+" and prefix == "~":
+            continue  # the key is the trial's own addition: without it, it is not there
+        if trial_prefix == "+" and prefix == "":
+            arg = "+" + arg
+        merged.append(arg)
+    return merged
+
+
 def train_with(best: dict[str, Any], train_args: str) -> None:
     """Run ``src/train.py`` with the trial's overrides (and ``train_args``); exit as it did."""
-    command = [sys.executable, str(ROOT / "src" / "train.py"), *best["overrides"]]
-    command += shlex.split(train_args or "")
+    overrides = with_train_args(list(best["overrides"]), shlex.split(train_args or ""))
+    command = [sys.executable, str(ROOT / "src" / "train.py"), *overrides]
     print("Training: python src/train.py " + " ".join(map(shlex.quote, command[2:])), flush=True)
     code = subprocess.run(command, check=False).returncode
     if code:

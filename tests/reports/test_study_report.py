@@ -23,7 +23,7 @@ from src.reports.overrides import (
     override_value,
     trial_overrides,
 )
-from src.reports.study_report import study_report
+from src.reports.study_report import study_report, with_train_args
 from src.utils.errors import UserInputError
 from tests.conftest import compose_config, run_cli
 
@@ -364,6 +364,28 @@ def test_train_best_reproduces_the_best_trial(sweep: dict, tmp_path: Path) -> No
     assert run_dir.is_relative_to(tmp_path / "best")
     status = json.loads((run_dir / "run_status.json").read_text())
     assert status["metrics"]["val/acc_best"] == report["best"][0]["values"][0]
+
+
+@pytest.mark.parametrize(
+    ("args", "limit"),
+    [
+        (["+trainer.limit_train_batches=2"], 2),  # as src/train.py needs it: Hydra refused it
+        (["trainer.limit_train_batches=2"], 2),  # without its +: a key train.yaml lacks
+        (["++trainer.limit_train_batches=2"], 2),
+        (["~trainer.limit_train_batches"], None),  # the trial's own addition, left out
+    ],
+)
+def test_train_args_replace_what_the_trial_set(args: list[str], limit) -> None:
+    """make train-best ARGS="..." on a trial whose sweep had +trainer.limit_train_batches=3:
+    the key's value is the one given, and the rest of the trial's line stays."""
+    trial = ["experiment=digits_mlp", "data.batch_size=16", "+trainer.limit_train_batches=3"]
+    merged = with_train_args(trial, [*args, "data.batch_size=32", "model/optimizer=sgd"])
+    assert merged[0] == "experiment=digits_mlp" and merged.count("data.batch_size=32") == 1
+    assert "data.batch_size=16" not in merged and "+trainer.limit_train_batches=3" not in merged
+    cfg = compose_train(merged)
+    assert cfg.trainer.get("limit_train_batches") == limit
+    assert cfg.data.batch_size == 32
+    assert cfg.hydra.runtime.choices["model/optimizer"] == "sgd"
 
 
 def test_index_says_how_many_epochs_a_pruned_trial_trained(tmp_path: Path) -> None:
