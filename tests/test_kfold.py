@@ -347,6 +347,17 @@ def test_cv_report_makes_one_cross_validation_per_swept_setting(tmp_path: Path) 
         assert result["mean"]["val/acc_best"] == pytest.approx(np.mean(values), abs=1e-6)
     slow, fast = (r["mean"]["test/acc"] for r in report["cross_validations"])
     assert fast > slow  # one epoch: the larger learning rate gets further
+    # a fold missing from one setting: named as on the command line (it read
+    # "with {'model.optimizer.lr': np.float64(0.01)}")
+    partial = tmp_path / "partial"
+    for job in (0, 1, 2):
+        shutil.copytree(tmp_path / str(job), partial / str(job))
+    with pytest.raises(UserInputError) as refused:
+        cv_report(partial)
+    assert (
+        f"{partial} with model.optimizer.lr=0.01 has folds [0] of data.num_folds=2: missing [1]"
+        in str(refused.value)
+    )
 
 
 def test_cv_report_refuses_an_incomplete_or_failed_cross_validation(

@@ -188,7 +188,9 @@ def fold_table(multirun_dir: str | Path) -> pd.DataFrame:
         if sorted(jobs["fold"]) != list(range(k)):
             missing = sorted(set(range(k)) - set(jobs["fold"]))
             twice = sorted(jobs["fold"][jobs["fold"].duplicated()].unique().tolist())
-            where = f" with {dict(zip(groups, setting, strict=False))}" if groups else ""
+            values = (v.item() if hasattr(v, "item") else v for v in setting)  # not np.float64
+            named = ", ".join(f"{k}={v}" for k, v in zip(groups, values, strict=False))
+            where = f" with {named}" if groups else ""
             raise UserInputError(
                 f"The cross-validation in {multirun_dir}{where} has folds "
                 f"{sorted(jobs['fold'].tolist())} of data.num_folds={k}"
