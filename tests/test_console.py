@@ -173,3 +173,17 @@ def test_multirun_console_tree_once_table_at_the_end_traceback_in_log(tmp_path: 
         and "UserInputError: model.optimizer.lr=-1" in log
     )
     assert "Traceback" not in (tmp_path / "sweep" / "0" / "train.log").read_text()
+
+
+def test_summary_table_shows_a_parameter_count_whole() -> None:
+    """digits_pareto_optuna's second objective, model/params/total, read 4.974e+04."""
+    jobs = [result(0, "0.01", 0.35), result(1, "0.1", 0.3)]
+    for job, size in zip(jobs, (49740.0, 2579.0), strict=True):
+        job["metrics"] |= {"model/params/total": size, "test/loss": 2.2318}
+    objectives = [("val/acc_best", False), ("model/params/total", True)]
+    rows = summary_table(jobs, objectives, 4).splitlines()
+    assert rows[0] == (
+        "| job | overrides | val/acc_best | model/params/total | test/acc | test/loss | status |"
+    )
+    assert rows[2] == "| 0 | model.optimizer.lr=0.01 | 0.35 | 49740 | 0.34 | 2.232 | ok |"
+    assert rows[3] == "| 1 | model.optimizer.lr=0.1 | 0.3 | 2579 | 0.29 | 2.232 | ok |"

@@ -126,6 +126,14 @@ def optimized(config: DictConfig) -> list[tuple[str, bool]]:
     ]
 
 
+def cell(value: float) -> str:
+    """A metric as the table shows it: 4 significant digits, a count whole (49740, where
+    ``model/params/total`` read 4.974e+04)."""
+    if isinstance(value, int | float) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"
+
+
 def summary_table(results: list[dict], objectives: list[tuple[str, bool]], extra: int) -> str:
     """A Markdown table: finished jobs best first (by the first optimized metric), then the
     pruned ones (best first: their metrics are those of fewer epochs), then the failed ones
@@ -163,7 +171,7 @@ def summary_table(results: list[dict], objectives: list[tuple[str, bool]], extra
         "|---|---|" + "---|" * (len(columns) + 1),
     ]
     for r in sorted(results, key=key):
-        cells = [f"{r['metrics'][c]:.4g}" if c in r["metrics"] else "" for c in columns]
+        cells = [cell(r["metrics"][c]) if c in r["metrics"] else "" for c in columns]
         cells.append(status(r).replace("|", "/").replace("\n", " ")[:200])
         lines.append(f"| {r['job']} | {shown[r['job']]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
