@@ -162,6 +162,32 @@ def test_progress_bar_updates_first_and_last_batch_when_throttled(
     assert float(run["metrics"]["test/acc"]) > 0.8
 
 
+def test_progress_bar_ends_an_epoch_on_its_last_batch_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SWA's BatchNorm epoch (the one past max_epochs) counts one batch more than it runs:
+    its last batch was never due, and the bar stood at the update before (27/33)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    shown: list[float] = []  # the bar as each epoch ends
+    lightning_end = RichProgressBar.on_train_epoch_end
+
+    def at_end(self, trainer, pl_module):
+        shown.append(self.progress.tasks[self.train_progress_bar_id].completed)
+        lightning_end(self, trainer, pl_module)
+
+    monkeypatch.setattr(RichProgressBar, "on_train_epoch_end", at_end)
+    run = train_with_bar(
+        tmp_path,
+        "callbacks=[default,swa]",
+        "trainer.max_epochs=3",
+        "callbacks.rich_progress_bar.updates_per_second=1e-9",  # first and last batch only
+    )
+    batches = len(run["objects"]["datamodule"].train_dataloader())
+    assert shown == [batches] * 4  # 3 epochs and the BatchNorm one
+    assert float(run["metrics"]["test/acc"]) > 0.8
+
+
 def test_progress_bar_stops_without_waiting_out_its_redraw_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,6 +88,7 @@ class RichProgressBar(LightningRichProgressBar):
                 self.theme = RichProgressBarTheme(metrics_text_delimiter="\n")
         self._interval = 1.0 / updates_per_second
         self._next_update = 0.0
+        self._last_train_batch = self._shown_train_batch = -1  # this epoch's, and on the bar
 
     def _init_progress(self, trainer: Any) -> None:
         super()._init_progress(trainer)
@@ -110,8 +111,19 @@ class RichProgressBar(LightningRichProgressBar):
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._last_train_batch = batch_idx
         if self._due(batch_idx, self.total_train_batches):
+            self._shown_train_batch = batch_idx
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        # an epoch that ends before the batch count the bar expects (SWA's BatchNorm
+        # epoch counts one batch more than it runs) still shows its last batch: the bar
+        # stood at the update before it (27/33)
+        if self._last_train_batch > self._shown_train_batch:
+            super().on_train_batch_end(trainer, pl_module, None, None, self._last_train_batch)
+        self._last_train_batch = self._shown_train_batch = -1
+        super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_batch_end(
         self,
