@@ -40,7 +40,11 @@ def test_cores_are_shared_out_among_parallel_workers(monkeypatch: pytest.MonkeyP
 
 
 def test_a_lone_run_uses_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    # no Hydra app: not the config an earlier test composed (hydra/launcher=parallel: 2 jobs)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
     assert cpu.jobs_side_by_side(config()) == 1  # no Hydra app, no launcher
     assert cpu.torch_threads(config())[0] == cpu.usable_cores()
 

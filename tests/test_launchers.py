@@ -16,7 +16,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from hydra_plugins.parallel_launcher.parallel_launcher import LinePrefixed, shown_overrides
+from hydra_plugins.parallel_launcher.parallel_launcher import LinePrefixed
 from tests.conftest import ROOT, compose_config
 
 TINY_APP = """
@@ -173,11 +173,6 @@ def test_line_prefixed_starts_every_line_with_the_job() -> None:
         stream.write(piece)
     assert out.getvalue() == "[job 3] one line\n[job 3] two\n[job 3]\n[job 3] three\n"
     assert not stream.isatty()  # rich draws no live bar over the other workers' lines
-
-
-def test_job_listing_leaves_out_the_trial_overrides() -> None:
-    line = ["lr=0.1", "+trainer.limit_train_batches=3", "++hydra.job.env_set.OPTUNA_STUDY_NAME=s"]
-    assert shown_overrides(line) == "lr=0.1 +trainer.limit_train_batches=3"
 
 
 def test_parallel_jobs_are_numbered_through_the_sweep_and_their_lines_named(

@@ -28,13 +28,6 @@ log = logging.getLogger(__name__)
 LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
 
-def shown_overrides(overrides: Sequence[str]) -> str:
-    """A job's overrides as its listing shows them: Hydra's own keys left out, also those
-    the sweeper adds with ``++`` (the trial's storage, study and number)."""
-    hydra = set(filter_overrides([o.lstrip("+") for o in overrides]))
-    return " ".join(o for o in overrides if o.lstrip("+") in hydra)
-
-
 class LinePrefixed:
     """A text stream that writes ``prefix`` at the start of each line into ``stream``,
     and hands each finished line on at once, whole (so the lines of two processes
@@ -131,7 +124,7 @@ class ParallelLauncher(JoblibLauncher):
             f"sweep output dir : {sweep_dir}"
         )
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {shown_overrides(overrides)}")
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
         prefix = int(self.joblib.get("n_jobs") or 1) != 1  # several workers: whose line?
         state = Singleton.get_state()
         runs = Parallel(**settings)(
