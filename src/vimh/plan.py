@@ -240,6 +240,15 @@ def make_plan(settings: dict[str, Any]) -> Plan:
     )
     spectrogram.check_height(preset["height"], preset["sample_rate"])
     spectrogram.hop_length(round(preset["sample_rate"] * preset["duration"]), preset["width"])
+    for key, kinds, what in (
+        ("size", (int,), "a whole number"),
+        ("seed", (int,), "a whole number"),
+        ("test_fraction", (int, float), "a number between 0 and 1"),
+    ):
+        if type(settings[key]) not in kinds:  # by type: a bool is no number here
+            raise UserInputError(f"{key}={settings[key]!r}: give {what}.")
+    if settings["seed"] < 0:
+        raise UserInputError(f"seed={settings['seed']}: give a whole number >= 0.")
     if settings["size"] < 2 or not 0 < settings["test_fraction"] < 1:
         raise UserInputError(
             f"size={settings['size']} and test_fraction={settings['test_fraction']} must leave "

@@ -233,6 +233,11 @@ def test_every_preset_makes_its_data_set(preset: str, tmp_path: Path) -> None:
         ("stft@synth.spectrogram=mel_hann256 synth.height=100", "without an FFT bin"),
         ("synth.synthesizer=src.nothing.Here", "cannot be imported"),
         ("test_fraction=1.0", "at least one sample in train and one in test"),
+        ("size=abc", "size='abc': give a whole number"),
+        ("size=2.5", "size=2.5: give a whole number"),
+        ("seed=abc", "seed='abc': give a whole number"),
+        ("seed=-1", "seed=-1: give a whole number >= 0"),
+        ("test_fraction=half", "test_fraction='half': give a number between 0 and 1"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(change: str, fragment: str, tmp_path: Path) -> None:
