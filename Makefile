@@ -198,7 +198,7 @@ bench-vimh: .venv/.synced ## Time VIMH generation of each synth preset (samples/
 QUICK = trainer.max_epochs=1 ++trainer.limit_train_batches=20 ++trainer.limit_val_batches=5 $(ARGS)
 
 train-quick: .venv/.synced ## The multihead dense net (SimpleDenseNet-style), 1 epoch of 20 batches (make tq)
-	$(UVRUN) python src/train.py experiment=vimh_cnn model=vimh_mlp data.generate=true $(QUICK)
+	$(UVRUN) python src/train.py experiment=vimh_cnn model=vimh_mlp 'tags=[vimh,simple_saw,mlp]' data.generate=true $(QUICK)
 
 tq: train-quick ## Shortcut for train-quick
 

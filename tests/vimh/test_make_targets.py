@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, vimh_overrides
+from tests.conftest import ROOT, compose_config, vimh_overrides
 
 # the nets NSMT's quick targets stand for (make help says the same)
 QUICK = {
@@ -47,6 +48,20 @@ def test_quick_targets_train_their_net(target: str, tmp_path: Path) -> None:
     assert f"_target_: {QUICK[target]}" in text
     (status,) = (tmp_path / "logs").glob("train/runs/*/run_status.json")
     assert json.loads(status.read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("target", sorted(QUICK))
+def test_quick_targets_tag_their_net(target: str, tmp_path: Path) -> None:
+    """The tags (MLflow, TensorBoard, the run's metadata) name the net that trains:
+    make tq trains the dense net, not the CNN of experiment=vimh_cnn's tags."""
+    dry = make("-n", target)
+    assert dry.returncode == 0, dry.stderr
+    (line,) = [x for x in dry.stdout.splitlines() if "src/train.py" in x]
+    overrides = shlex.split(line.split("src/train.py", 1)[1])
+    cfg = compose_config("train.yaml", overrides, tmp_path)
+    net = {"tq": "mlp", "tqc": "cnn", "tqv": "vit", "tqcn": "convnext"}[target]
+    others = {"mlp", "cnn", "vit", "convnext"} - {net}
+    assert net in cfg.tags and not others & set(cfg.tags), list(cfg.tags)
 
 
 def test_nsmt_shortcuts_exist() -> None:
