@@ -43,9 +43,20 @@ def example_model(
 def summarize(cfg: DictConfig, model: Any = None) -> str:
     """The per-layer table of ``model`` (built from ``cfg`` when not given)."""
     from lightning.pytorch.utilities.model_summary import ModelSummary
+    from lightning.pytorch.utilities.model_summary.model_summary import (
+        get_human_readable_count,
+    )
 
     model = example_model(cfg) if model is None else model
-    return str(ModelSummary(model, max_depth=cfg.depth))
+    summary = ModelSummary(model, max_depth=cfg.depth)
+    inputs = model.example_input_array
+    samples = len(inputs[0] if isinstance(inputs, tuple) else inputs)
+    per_sample = get_human_readable_count(round(summary.total_flops / samples))
+    # the table's FLOPs are of the whole example batch, whose size its shapes start with
+    return (
+        f"{summary}\nFLOPs are of the example batch of {samples} samples "
+        f"(example_batch_size): {per_sample} per sample"
+    )
 
 
 @entry_point("summary.yaml")
