@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -40,6 +43,44 @@ from src.lora.runs import ADAPTER_DIR, LoRARun  # noqa: E402
 from src.utils.atomic import write_bytes, write_text  # noqa: E402
 from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.errors import UserInputError  # noqa: E402
+
+# lines every test of an adapter repeats: Lightning's devices whenever a Trainer is built,
+# and the model each adapted module instantiates; fuse tests every adapter on every task (19
+# Trainers and 39 models for two tasks and the default methods), the same lines each time
+REPEATED = {
+    "lightning.pytorch.utilities.rank_zero": ("GPU available", "TPU available", "HPU available"),
+    "src.utils.instantiators": ("Instantiating model",),
+}
+
+
+class SaidOnce(logging.Filter):
+    """Passes each line that starts with one of ``prefixes`` the first time only."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(self.prefixes):
+            return True
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextmanager
+def repeated_lines_once() -> Iterator[None]:
+    filters = {name: SaidOnce(prefixes) for name, prefixes in REPEATED.items()}
+    for name, once in filters.items():
+        logging.getLogger(name).addFilter(once)
+    try:
+        yield
+    finally:
+        for name, once in filters.items():
+            logging.getLogger(name).removeFilter(once)
 
 
 def score_adapter(
@@ -90,6 +131,11 @@ def write_run(directory: Path, run: LoRARun, datamodule: LightningDataModule) ->
 
 def fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Fuse ``cfg.adapters`` by every ``cfg.method``; returns {method: {task: metric}}."""
+    with repeated_lines_once():
+        return _fuse_adapters(cfg)
+
+
+def _fuse_adapters(cfg: DictConfig) -> dict[str, dict[str, float]]:
     runs = {f"task{i}": LoRARun.read(r) for i, r in enumerate(cfg.adapters, start=1)}
     methods = [cfg.method] if isinstance(cfg.method, str) else list(cfg.method)
     weights = [1.0] * len(runs) if cfg.weights is None else [float(w) for w in cfg.weights]

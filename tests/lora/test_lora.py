@@ -3,6 +3,7 @@ adapter files, merging, fusing, and every kind of bad input."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import shutil
@@ -184,6 +185,27 @@ def test_a_fused_adapter_is_a_run_that_eval_and_merge_read(lora_run, inverted_ru
     eval_cfg = compose_config("eval.yaml", [f"run_dir={fused / 'merged'}"], tmp_path / "eval_m")
     merged, _ = evaluate(eval_cfg)
     assert float(merged["test/acc"]) == pytest.approx(table["task1"], abs=0.01)
+
+
+def test_fuse_says_the_devices_and_the_model_once(lora_run, inverted_run, tmp_path, caplog):
+    """fuse builds a Trainer and a model for every adapter it tests: Lightning's "GPU
+    available" lines and "Instantiating model" come once, not once per test (19 and 39
+    times for two adapters and the default methods)."""
+    runs = [lora_run[0], inverted_run[0]]
+    cfg = compose_config(
+        "fuse.yaml", [f"adapters=[{runs[0]},{runs[1]}]", "method=[linear,svd]"], tmp_path
+    )
+    with caplog.at_level(logging.INFO):
+        fuse_adapters(cfg)
+    messages = [record.getMessage() for record in caplog.records]
+    for start in ("GPU available", "TPU available", "Instantiating model"):
+        said = [m for m in messages if m.startswith(start)]
+        assert len(said) == 1, said
+    # and once it has finished, a Trainer says its devices again
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        hydra.utils.instantiate(cfg.trainer, logger=False)
+    assert any(r.getMessage().startswith("GPU available") for r in caplog.records)
 
 
 def test_slerp_coefficients_by_hand() -> None:
