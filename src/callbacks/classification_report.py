@@ -11,6 +11,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MulticlassStatScores,
 )
 
 from src.data.components.class_labels import class_labels
@@ -20,7 +21,8 @@ METRICS = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": M
 
 class ClassificationReport(Callback):
     """Counts each head's test predictions (torchmetrics, per class), then logs
-    ``test/[<head>/]{precision,recall,f1}_macro`` and writes
+    ``test/[<head>/]{precision,recall,f1}_macro`` (over the classes the test split has or
+    the model predicted) and writes
     ``<dirpath>/classification_report.json`` and ``.txt`` (one row per class, named as
     the data module names them: ``class_labels``, folder names, a VIMH head's
     parameter values, else the class index). A module without
@@ -51,6 +53,9 @@ class ClassificationReport(Callback):
                     name: kind(num_classes, average="none").to(predicted.device)
                     for name, kind in METRICS.items()
                 }
+                # true positives, false positives, ..., support per class (synced under DDP)
+                self.metrics[head]["stats"] = MulticlassStatScores(num_classes, average="none")
+                self.metrics[head]["stats"].to(predicted.device)
             for metric in self.metrics[head].values():
                 metric.update(predicted, true)
 
@@ -59,17 +64,31 @@ class ClassificationReport(Callback):
             return
         report: dict[str, Any] = {}
         for head, metrics in self.metrics.items():
-            values = {name: metric.compute().cpu() for name, metric in metrics.items()}
+            values = {name: metrics[name].compute().cpu() for name in METRICS}
+            tp, fp, _, fn, support = metrics["stats"].compute().cpu().unbind(-1)
             labels = class_labels(trainer.datamodule, head, len(values["f1"]))
+            # the macro means are over the classes the test split has or the model predicted,
+            # as torchmetrics' and scikit-learn's: a class absent from both has no precision or
+            # recall to speak of, and counting it as 0 pulled the mean down (a VIMH head of
+            # 256 byte classes on 60 test notes: at most 60 classes could score)
+            seen = (tp + fp + fn) > 0
+            macro = {name: v[seen].mean() for name, v in values.items()}
             prefix = f"test/{head}/" if head else "test/"
-            for name, per_class in values.items():
-                pl_module.log(f"{prefix}{name}_macro", per_class.mean(), sync_dist=True)
+            for name, mean in macro.items():
+                pl_module.log(f"{prefix}{name}_macro", mean, sync_dist=True)
             report[head or "classes"] = {
                 "per_class": {
-                    label: {name: float(v[i]) for name, v in values.items()}
+                    label: {
+                        **{name: float(v[i]) for name, v in values.items()},
+                        "support": int(support[i]),
+                    }
                     for i, label in enumerate(labels)
                 },
-                "macro": {name: float(v.mean()) for name, v in values.items()},
+                "macro": {
+                    **{name: float(v) for name, v in macro.items()},
+                    "support": int(support.sum()),
+                    "classes": int(seen.sum()),
+                },
             }
         if trainer.is_global_zero:
             self.write(report)
@@ -81,11 +100,20 @@ class ClassificationReport(Callback):
         write_json(self.dirpath / "classification_report.json", report)
         lines = []
         for head, part in report.items():
-            lines.append(f"{head}\n{'class':>16} {'precision':>10} {'recall':>10} {'f1':>10}")
+            lines.append(
+                f"{head}\n{'class':>16} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>8}"
+            )
             rows = [*part["per_class"].items(), ("macro", part["macro"])]
             for label, v in rows:
                 lines.append(
-                    f"{label:>16} {v['precision']:>10.4f} {v['recall']:>10.4f} {v['f1']:>10.4f}"
+                    f"{label:>16} {v['precision']:>10.4f} {v['recall']:>10.4f} {v['f1']:>10.4f} "
+                    f"{v['support']:>8}"
+                )
+            scored, classes = part["macro"]["classes"], len(part["per_class"])
+            if scored < classes:
+                lines.append(
+                    f"(macro: the mean over the {scored} of {classes} classes that the test "
+                    "split has or the model predicted)"
                 )
             lines.append("")
         write_text(self.dirpath / "classification_report.txt", "\n".join(lines))
