@@ -44,6 +44,18 @@ def test_net_config_names_tell_the_parameter_count(model: str, tmp_path: Path) -
     assert abs(count - named) <= 0.1 * named, f"{model} has {count} parameters"
 
 
+def test_the_readme_names_every_sized_net() -> None:
+    """The README's list of nets (its "Nets:" line) has every sized config, 38k and 68k too."""
+    text = (Path(CONFIGS).parent / "README.md").read_text()
+    line = re.search(r"^Nets: (.*?)`make ca`", text, re.MULTILINE | re.DOTALL).group(1)
+    listed = {
+        f"{family}_{size}"
+        for family, sizes in re.findall(r"(vimh_\w+?)_\{([\w,]+)\}", line)
+        for size in sizes.split(",")
+    }
+    assert listed == set(SIZED_CONFIGS)
+
+
 def test_ordinal_loss_respects_the_order_and_units_are_parameter_units() -> None:
     head = {**DEFAULT_SPEC["heads"][1], "kind": "ordinal"}
     labels = torch.tensor([128])  # velocity 84: class 44
