@@ -87,3 +87,18 @@ def test_a_net_that_cannot_export_says_why(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="DataDependent cannot be exported to ONNX"):
         export_onnx(DataDependent(), (torch.randn(2, 3),), tmp_path / "x.onnx", opset=18)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_prints_no_exporter_progress_or_graph_pass_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under Hydra's INFO root logger the exporter printed eight "[torch.onnx] ..." lines and
+    its graph passes a dozen INFO lines ("Removed 29 unused nodes", "Skipping constant
+    folding for node 'node_sub' ..."): none a user can act on."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()).eval()
+    with caplog.at_level("INFO"):
+        export_onnx(net, (torch.randn(2, 3),), tmp_path / "x.onnx", opset=18)
+    assert (tmp_path / "x.onnx").stat().st_size > 0
+    assert "[torch.onnx]" not in capsys.readouterr().out
+    chatter = [r for r in caplog.records if r.name.split(".")[0] in ("onnx_ir", "onnxscript")]
+    assert not [r for r in chatter if r.levelno < 30], [r.getMessage() for r in chatter]
