@@ -109,8 +109,14 @@ def channel_stats(dataset: Dataset, workers: int, batch_size: int = 64) -> dict[
     from src.data.components.file_samples import CheckedCollate, LoaderProblem
     from src.utils.errors import UserInputError
 
+    # a generator of its own: a loader draws its workers' base seed from the global RNG
+    # otherwise, and the run that computes the stats trained unlike the runs that read them
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=CheckedCollate(True)
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=CheckedCollate(True),
+        generator=torch.Generator().manual_seed(0),
     )
     total = total_sq = None
     count = 0
