@@ -47,7 +47,8 @@ def default_output(cfg: DictConfig) -> tuple[Path, Path | None]:
         return Path(cfg.paths.output_dir) / "predictions.csv", None
     source = Path(cfg.input)
     if source.is_dir():
-        return source.with_name(f"{source.name}_predictions.csv"), None
+        source = source.resolve()  # input=. or input=..: a folder with a name
+        return source.with_name(f"{source.name or 'root'}_predictions.csv"), None
     return source.with_name(f"{source.stem}_predictions.csv"), source
 
 
@@ -101,12 +102,14 @@ def write_table(table: pd.DataFrame, output: Path, overwrite: bool) -> None:
 def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Predict the rows of ``cfg.input`` (or ``cfg.features``). Returns (metrics: none,
     objects), the rows with their predictions as ``objects["predictions"]``."""
-    if (cfg.get("input") is None) == (cfg.get("features") is None):
+    no_input = cfg.get("input") in (None, "")  # make predict without INPUT= passes input=
+    if no_input == (cfg.get("features") is None):
         raise UserInputError(
             "Give what to predict: input=<table> or +features=[...] for a regression run; "
-            "input=<.npy/.csv arrays, image folder or files, VIMH file> for the others."
+            "input=<.npy/.csv arrays, image folder or files, VIMH file> for the others "
+            "(make predict RUN=<run> INPUT=<file or folder>)."
         )
-    output = output_path(cfg) if cfg.get("input") is not None else None
+    output = None if no_input else output_path(cfg)
     datamodule, model = restore(cfg)
     if not isinstance(datamodule, RegressionDataModule):
         if output is None:

@@ -83,6 +83,22 @@ def test_bad_inputs_are_one_message(digits_run, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*_predictions.csv"))  # nothing written
 
 
+def test_no_input_or_the_current_folder_is_one_message(
+    digits_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make predict RUN=<run>`` without INPUT= passes ``input=``, and ``input=.`` names the
+    current folder: both ended in "ValueError: PosixPath('.') has an empty name"."""
+    run_dir, _, _ = digits_run
+    with pytest.raises(UserInputError, match=r"Give what to predict.*INPUT="):
+        predicted(tmp_path / "a", f"run_dir={run_dir}", "input=")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with pytest.raises(UserInputError, match="this run takes arrays"):
+        predicted(tmp_path / "b", f"run_dir={run_dir}", "input=.")
+    assert not list(tmp_path.rglob("*_predictions.csv"))
+
+
 def test_image_folder_files_reproduce_the_logged_test_accuracy(tmp_path: Path) -> None:
     root = tmp_path / "pngs"
     write_digit_images(root, size=16, channels=3, per_class=30)
