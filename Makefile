@@ -144,7 +144,7 @@ graphviz: ## Install Graphviz's dot (the graphical diagrams need it) if it is mi
 export: .venv/.synced ## Export runs' nets to deployable ONNX (raw inputs in), checked: make export RUN=logs/train/runs/<run> (or RUN='logs/train/runs/*')
 	$(UVRUN) python src/tools/export.py 'run_dir=$(RUN)' $(ARGS)
 
-predict: .venv/.synced ## Predict with any run: make predict RUN=<run> INPUT=<rows.csv | arrays.npy | image folder | VIMH file> [ARGS="top_k=5"]
+predict: .venv/.synced ## Predict with any run: make predict RUN=<run> INPUT=<rows.csv | arrays.npy | image or WAV folder | VIMH file> [ARGS="top_k=5"]
 	$(UVRUN) python src/tools/predict.py run_dir=$(RUN) input=$(INPUT) $(ARGS)
 
 merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merge-lora RUN=logs/train/runs/<run>

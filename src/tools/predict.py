@@ -7,8 +7,8 @@ prints it. The feature and target scaling are the training run's, read from
 the checkpoint: the training data need not be at hand.
 
 Classification (``input=`` arrays as .npy/.csv, or image files: a folder, a file or
-``input=[a.png,b.png]``) writes the ``top_k`` classes by name with their
-probabilities; a multihead VIMH run (``input=`` a VIMH record file) writes each head's
+``input=[a.png,b.png]``; an audio-folder run: WAV files, given alike) writes the
+``top_k`` classes by name with their probabilities; a multihead VIMH run (``input=`` a VIMH record file) writes each head's
 value in parameter units: see ``predict_classes``. A summary is printed.
 """
 
@@ -27,11 +27,12 @@ from omegaconf import DictConfig
 
 rootutils.setup_root(__file__, indicator=".project-root", pythonpath=True)
 
-from src.data.components.batches import tensor_loader  # noqa: E402  (needs the root)
+from src.data.audio_folder_datamodule import AudioFolderDataModule  # noqa: E402  (needs the root)
+from src.data.components.batches import tensor_loader  # noqa: E402
 from src.data.components.tables import read_table  # noqa: E402
 from src.data.regression_datamodule import RegressionDataModule  # noqa: E402
 from src.models.multihead_module import MultiheadModule  # noqa: E402
-from src.tools.predict_classes import predict_classes, predict_heads  # noqa: E402
+from src.tools.predict_classes import predict_audio, predict_classes, predict_heads  # noqa: E402
 from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.errors import UserInputError  # noqa: E402
 from src.utils.run_status import task_wrapper  # noqa: E402
@@ -116,7 +117,12 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             raise UserInputError(
                 "+features=[...] is for regression runs: give input=<file or folder>."
             )
-        task = predict_heads if isinstance(model, MultiheadModule) else predict_classes
+        if isinstance(datamodule, AudioFolderDataModule):
+            task = predict_audio
+        elif isinstance(model, MultiheadModule):
+            task = predict_heads
+        else:
+            task = predict_classes
         table, summary = task(cfg, datamodule, model)
         write_table(table, output, bool(cfg.get("overwrite")))
         print(f"{summary}\nWrote {len(table)} rows to {output}")

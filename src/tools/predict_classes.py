@@ -4,6 +4,8 @@ Classification: one row per input sample, ``input`` (file or row number), then
 ``class_1, probability_1, ..., class_k, probability_k``: the ``top_k`` most likely
 classes by name with their softmax probabilities (``class_1`` is the prediction).
 
+Audio folders: the same table, for WAV files (a folder, a file or a list of them).
+
 Multihead: one row per record of the VIMH file: ``input`` (record number), then
 per head ``<head>`` (the value the file's label byte stands for, in parameter units),
 ``predicted_<head>`` (parameter units) and, for heads that predict classes,
@@ -24,7 +26,14 @@ from src.data.image_folder_datamodule import ImageFolderDataModule
 from src.data.in_memory_datamodule import InMemoryDataModule
 from src.models.components.head_kinds import class_values, kind_of
 from src.models.components.head_specs import label_classes, label_values
-from src.tools.predict_inputs import image_paths, read_arrays, read_images, read_vimh
+from src.tools.predict_inputs import (
+    audio_paths,
+    image_paths,
+    read_arrays,
+    read_audio,
+    read_images,
+    read_vimh,
+)
 from src.utils.errors import UserInputError
 
 CHUNK = 256  # samples per forward pass
@@ -67,7 +76,25 @@ def predict_classes(cfg: Any, datamodule: Any, model: Any) -> tuple[pd.DataFrame
     """The top-k table of a classification run, and a summary of it."""
     x, names_of_inputs = classification_inputs(cfg, datamodule)
     probabilities = forward_in_chunks(model, x).float().softmax(dim=1)
-    names = class_names(datamodule, probabilities.shape[1])
+    return top_k_table(cfg, class_names(datamodule, probabilities.shape[1]), probabilities,
+                       names_of_inputs)  # fmt: skip
+
+
+def predict_audio(cfg: Any, datamodule: Any, model: Any) -> tuple[pd.DataFrame, str]:
+    """The top-k table of an audio-folder run (a spectral net with one head, ``label``)
+    on WAV files, and a summary of it."""
+    paths = audio_paths(cfg.input)
+    x, levels = read_audio(paths, datamodule)
+    (head,) = model.heads
+    probabilities = forward_in_chunks(model, x, levels)[head["name"]].float().softmax(dim=1)
+    names = class_labels(datamodule, head["name"], probabilities.shape[1])
+    return top_k_table(cfg, names, probabilities, [str(p) for p in paths])
+
+
+def top_k_table(
+    cfg: Any, names: list[str], probabilities: torch.Tensor, names_of_inputs: list[str]
+) -> tuple[pd.DataFrame, str]:
+    """One row per input: its ``top_k`` classes by name with their probabilities."""
     k = int(cfg.top_k)
     if not 1 <= k:
         raise UserInputError(f"top_k={cfg.top_k} must be at least 1.")

@@ -8,6 +8,8 @@ net's inputs exactly as the run's data module turns its own samples into them.
 - image files (an image-folder run): a folder (every image under it, sorted), one
   image file or a list of them; read, passed through the run's eval transform and
   normalised with its per-channel mean/std;
+- WAV files (an audio-folder run), given as image files are: resampled, cut to the run's
+  duration, turned into its spectrogram and standardised with its training statistics;
 - a VIMH record file (a multihead VIMH run): its images, levels and labels.
 
 The normalisation is the run's: the data module is set up on its training split
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from src.data.components.file_samples import Unreadable
-from src.data.components.folder_splits import IMAGE_EXTENSIONS
+from src.data.components.folder_splits import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from src.utils.errors import UserInputError
 
 
@@ -94,21 +96,31 @@ def read_csv_numbers(path: Path) -> np.ndarray:
 
 def image_paths(given: Any) -> list[Path]:
     """The image files of a folder (recursively, sorted), of one file, or of a list."""
+    return file_paths(given, IMAGE_EXTENSIONS, "image")
+
+
+def audio_paths(given: Any) -> list[Path]:
+    """The WAV files of a folder (recursively, sorted), of one file, or of a list."""
+    return file_paths(given, AUDIO_EXTENSIONS, "audio")
+
+
+def file_paths(given: Any, extensions: Sequence[str], kind: str) -> list[Path]:
+    """The files ending in one of ``extensions`` that ``given`` names or holds."""
     found: list[Path] = []
     for path in as_paths(given):
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions
             )
-        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        elif path.suffix.lower() in extensions:
             found.append(path)
         else:
             raise UserInputError(
-                f"input: {path} is not an image file ({', '.join(IMAGE_EXTENSIONS)}): this "
-                "run takes images (a folder, a file or a list of files)."
+                f"input: {path} is not an {kind} file ({', '.join(extensions)}): this "
+                f"run takes {kind} files (a folder, a file or a list of files)."
             )
     if not found:
-        raise UserInputError(f"input={given} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+        raise UserInputError(f"input={given} holds no {kind} files ({', '.join(extensions)}).")
     return found
 
 
@@ -135,6 +147,34 @@ def read_images(paths: list[Path], datamodule: Any) -> torch.Tensor:
             )
         inputs.append(sample[0])
     return torch.stack(inputs)
+
+
+def read_audio(paths: list[Path], datamodule: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spectrograms and levels of WAV files, as the audio-folder run's val/test batches are
+    made (resampled, cut to its duration, standardised with its training statistics)."""
+    from src.data.components.audio_files import AudioFiles
+
+    datamodule.setup("test")  # reads the split and its cached statistics
+    files = AudioFiles(
+        Path("/"),
+        [str(p.resolve()) for p in paths],
+        [0] * len(paths),
+        datamodule.sample_rate,
+        datamodule.num_samples,
+        datamodule.spectrogram,
+        (datamodule.height, datamodule.width),
+        datamodule.stats,
+    )
+    xs, levels = [], []
+    for i in range(len(files)):
+        sample = files[i]
+        if isinstance(sample, Unreadable):
+            raise UserInputError(
+                f"input: {sample.path} is not a WAV file scipy reads ({sample.reason})."
+            )
+        xs.append(sample[0])
+        levels.append(sample[2])
+    return torch.stack(xs), torch.stack(levels)
 
 
 def read_vimh(path_given: Any, datamodule: Any, heads: Sequence[dict]) -> dict[str, torch.Tensor]:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data.components.folder_splits import make_splits
+from src.data.components.folder_splits import AUDIO_EXTENSIONS, make_splits
 from src.data.digits_datamodule import CACHE, read_digits
-from src.tools.example_folders import write_digit_images
+from src.tools.example_folders import AUDIO_CLASSES, write_digit_images, write_synth_notes
 from src.tools.predict import predict
 from src.train import train
 from src.utils.errors import UserInputError
@@ -131,6 +131,34 @@ def test_image_folder_files_reproduce_the_logged_test_accuracy(tmp_path: Path) -
         predicted(
             tmp_path / "r", f"run_dir={tmp_path / 'run'}", f"input=[{root / 'raw' / 'bad.png'}]"
         )
+
+
+def test_audio_folder_files_reproduce_the_logged_test_accuracy(tmp_path: Path) -> None:
+    """An audio-folder run read WAV files as VIMH record files ("record 0's header says
+    18770x17990x4036 pixels ... Generate the data set again"): it takes them as they are."""
+    root = tmp_path / "notes"
+    write_synth_notes(root, per_class=20)
+    make_splits(root, extensions=AUDIO_EXTENSIONS)
+    overrides = [
+        "experiment=audio_folder_cnn",
+        f"data.root={root}",
+        "data.num_workers=0",
+        "trainer.max_epochs=3",
+        "callbacks.rich_progress_bar=null",
+    ]
+    logged = trained_run(tmp_path / "run", overrides)
+    files = [root / "raw" / f for f in (root / "splits" / "test.txt").read_text().split()]
+    listed = "[" + ",".join(str(f) for f in files) + "]"
+    table = predicted(tmp_path / "p", f"run_dir={tmp_path / 'run'}", f"input={listed}")
+    truth = [Path(f).parent.name for f in table["input"]]
+    accuracy = float((table["class_1"] == truth).mean())
+    assert accuracy == pytest.approx(logged["test/label/acc"], abs=1e-6)
+    assert set(table["class_1"]) <= set(AUDIO_CLASSES)
+    assert list(table.columns) == ["input"] + [
+        f"{c}_{r}" for r in (1, 2, 3) for c in ("class", "probability")
+    ]
+    with pytest.raises(UserInputError, match="holds no audio files"):
+        predicted(tmp_path / "q", f"run_dir={tmp_path / 'run'}", f"input={tmp_path / 'p'}")
 
 
 def test_vimh_heads_in_parameter_units_reproduce_the_logged_accuracy(tmp_path: Path) -> None:
