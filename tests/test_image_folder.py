@@ -13,9 +13,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.data.components.folder_splits import make_splits
+from src.data.components.folder_splits import AUDIO_EXTENSIONS, make_splits
 from src.data.image_folder_datamodule import ImageFolderDataModule
-from src.tools.example_folders import write_digit_images
+from src.tools.example_folders import write_digit_images, write_synth_notes
 from src.tools.split_folder import split
 from src.train import train
 from src.utils.errors import UserInputError
@@ -114,6 +114,20 @@ def test_empty_class_folder_stops_the_split(small_png: Path) -> None:
     with pytest.raises(UserInputError, match="empty holds no file"):
         make_splits(small_png)
     assert not (small_png / "splits").exists()
+
+
+def test_a_split_of_the_other_kind_of_files_says_which_kind_to_ask_for(tmp_path: Path) -> None:
+    """make split ROOT=<WAV folder> without KIND=audio said only that a class folder "holds
+    no file ending in .png, .jpg, ...", as if it were empty."""
+    write_synth_notes(tmp_path / "notes", per_class=2)
+    with pytest.raises(UserInputError, match=r"holds no file .* It holds WAV files.*KIND=audio"):
+        make_splits(tmp_path / "notes")
+    write_digit_images(tmp_path / "pngs", size=8, channels=1, per_class=2)
+    with pytest.raises(UserInputError, match=r"holds no file ending in \.wav.*It holds images"):
+        make_splits(tmp_path / "pngs", extensions=AUDIO_EXTENSIONS)
+    (tmp_path / "pngs" / "raw" / "empty").mkdir()
+    with pytest.raises(UserInputError, match=r"not a class\.$"):  # an empty folder: no hint
+        make_splits(tmp_path / "pngs")
 
 
 # -- the data module -----------------------------------------------------------------

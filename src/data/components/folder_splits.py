@@ -69,9 +69,28 @@ def scan_folder(root: Path, extensions: Sequence[str]) -> tuple[list[str], list[
             raise UserInputError(
                 f"The class folder {raw / name} holds no file ending in {', '.join(extensions)}. "
                 "Add its files, or remove the folder if it is not a class."
+                + other_kind(raw / name, extensions)
             )
         files += found
     return classes, files
+
+
+# what a folder of the other kind of files is split with (split_folder.py, make split)
+OTHER_KINDS = {
+    AUDIO_EXTENSIONS: "WAV files: an audio folder is split with kind=audio "
+    "(make split ROOT=<root> KIND=audio)",
+    IMAGE_EXTENSIONS: "images: an image folder is split with kind=image "
+    "(make split without KIND=audio)",
+}
+
+
+def other_kind(folder: Path, extensions: Sequence[str]) -> str:
+    """A hint when ``folder`` holds the files of the other kind: the split was asked for
+    images and the folder holds WAV files, or the other way round."""
+    for kind, hint in OTHER_KINDS.items():
+        if kind != tuple(extensions) and any(p.suffix.lower() in kind for p in folder.rglob("*")):
+            return f" It holds {hint}."
+    return ""
 
 
 def settings_of(seed: int, val: float, test: float, folds: int | None) -> dict[str, Any]:
