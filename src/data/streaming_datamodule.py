@@ -161,6 +161,14 @@ class StreamingDataModule(LightningDataModule):
         import torch
 
         shape = tuple(self.meta["spec"]["input_shape"])
+        if self.image_size is not None and self.image_size != shape[-1] and not any(
+            self.transforms.values()
+        ):  # no transform to resize: data.image_size would say a size nothing makes
+            raise UserInputError(
+                f"data.image_size={self.image_size}, but the shards hold {shape[-1]}x{shape[-2]} "
+                f"images and no data/transforms resize them: set data.image_size={shape[-1]}, "
+                "or resize with data/transforms=default (or light, strong)."
+            )
         for which, pipeline in self.transforms.items():
             if pipeline is None:
                 continue

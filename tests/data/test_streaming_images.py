@@ -87,6 +87,17 @@ def test_transforms_that_change_the_image_size_are_one_message(
         dm.setup()
 
 
+def test_an_image_size_no_transform_makes_is_one_message(
+    image_shards: Path, tmp_path: Path
+) -> None:
+    """Without data/transforms the shards' images are served as stored: a data.image_size
+    other than theirs trained at their size without a word (README: it is checked)."""
+    dm = datamodule(image_shards, tmp_path, "data.image_size=28")
+    with pytest.raises(UserInputError, match="image_size=28, but the shards hold 16x16 images"):
+        dm.setup()
+    datamodule(image_shards, tmp_path / "right", "data.image_size=16").setup()
+
+
 def test_transforms_on_shards_that_hold_ready_samples_are_one_message(tmp_path: Path) -> None:
     shards = convert(tmp_path / "digits")  # data=digits: float samples, not images
     dm = datamodule(shards, tmp_path / "run", "data/transforms=light", "data.image_size=8")
