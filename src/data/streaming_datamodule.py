@@ -161,8 +161,10 @@ class StreamingDataModule(LightningDataModule):
         import torch
 
         shape = tuple(self.meta["spec"]["input_shape"])
-        if self.image_size is not None and self.image_size != shape[-1] and not any(
-            self.transforms.values()
+        if (
+            self.image_size is not None
+            and self.image_size != shape[-1]
+            and not any(self.transforms.values())
         ):  # no transform to resize: data.image_size would say a size nothing makes
             raise UserInputError(
                 f"data.image_size={self.image_size}, but the shards hold {shape[-1]}x{shape[-2]} "
