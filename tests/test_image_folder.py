@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -100,7 +101,10 @@ def test_split_is_stratified_seeded_and_written_once(tmp_path: Path) -> None:
 def test_split_tool_cli_says_unchanged_and_refuses_a_clash(small_png: Path) -> None:
     cfg = OmegaConf.create({"root": str(small_png), "kind": "image", "seed": 42, "val": 0.15,
                             "test": 0.15, "folds": None})  # fmt: skip
-    assert split(cfg).startswith("Unchanged")
+    said = split(cfg)
+    assert said.startswith("Unchanged")
+    # in the order the data flow through them (was alphabetical: test, train, val)
+    assert re.search(r": train \d+, val \d+, test \d+$", said), said
     snapshot = tree_digest(small_png)
     done = run_cli("tools/split_folder.py", f"root={small_png}", "seed=7", timeout=120)
     assert done.returncode == 1

@@ -135,7 +135,10 @@ def check_fusable(configs: dict[str, dict[str, Any]], methods: list[str]) -> Non
     if unknown:
         raise UserInputError(f"method={unknown} unknown: choose among {list(METHODS)}.")
     if len(configs) < 2:
-        raise UserInputError(f"Fusing needs two adapters or more; got {len(configs)}.")
+        raise UserInputError(
+            f"Fusing needs two adapters or more; got {len(configs)}. Name the LoRA runs: "
+            "adapters=[<run>,<run>] (make fuse ADAPTERS=<run>,<run>)."
+        )
     bases = {name: (c["base_model_name_or_path"], c["revision"]) for name, c in configs.items()}
     if len({revision for _, revision in bases.values()}) > 1:
         listed = "; ".join(f"{n}: {path} (fingerprint {rev})" for n, (path, rev) in bases.items())

@@ -20,6 +20,7 @@ from src.utils.entry_point import entry_point  # noqa: E402
 from src.utils.errors import UserInputError  # noqa: E402
 
 KINDS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 def split(cfg: DictConfig) -> str:
@@ -27,7 +28,9 @@ def split(cfg: DictConfig) -> str:
         raise UserInputError(f"kind={cfg.kind} must be one of {sorted(KINDS)}.")
     folds = None if cfg.folds in (None, "", "null") else int(cfg.folds)
     splits, written = make_splits(cfg.root, cfg.seed, cfg.val, cfg.test, folds, KINDS[cfg.kind])
-    counts = {p.stem: len(p.read_text().splitlines()) for p in sorted(splits.glob("*.txt"))}
+    # train, val, test in the order data flows through them, then any folds
+    files = sorted(splits.glob("*.txt"), key=lambda p: (SPLIT_ORDER.get(p.stem, 3), p.stem))
+    counts = {p.stem: len(p.read_text().splitlines()) for p in files}
     said = "Wrote" if written else "Unchanged (same settings):"
     message = f"{said} {splits}: " + ", ".join(f"{n} {c}" for n, c in counts.items())
     print(message)

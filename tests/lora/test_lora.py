@@ -254,6 +254,14 @@ def test_slerp_fuses_each_layer_exactly(tmp_path: Path) -> None:
 # -- bad input: one clear UserInputError each ---------------------------------------------
 
 
+def test_fusing_fewer_than_two_adapters_says_how_to_name_them() -> None:
+    """make fuse without ADAPTERS= said only "got 0"."""
+    from src.lora.fusion import check_fusable
+
+    with pytest.raises(UserInputError, match=r"got 0\. Name the LoRA runs: adapters=\[<run>,"):
+        check_fusable({}, ["linear"])
+
+
 def build(tmp_path: Path, *overrides: str) -> torch.nn.Module:
     cfg = compose_config("train.yaml", ["experiment=lora_digits", *overrides], tmp_path)
     return instantiate_model(cfg.model, hydra.utils.instantiate(cfg.data))
