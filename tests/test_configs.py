@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -155,6 +156,21 @@ def test_every_callbacks_config(callbacks: str, tmp_path: Path) -> None:
     made = instantiate_callbacks(cfg.callbacks)
     assert all(isinstance(c, Callback) for c in made)
     assert len(made) == {"default": 6, "none": 0}.get(callbacks, 1)
+
+
+def test_no_callbacks_or_loggers_is_said_not_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """callbacks: null (the debug configs, the finders) and logger=none are asked for:
+    "No callbacks configs found! Skipping..." was a WARNING nobody could act on."""
+    cfg = compose_config("train.yaml", ["debug=fdr", "logger=none"], tmp_path)
+    with caplog.at_level(logging.INFO):
+        assert instantiate_callbacks(cfg.callbacks) == []
+        assert instantiate_loggers(cfg.logger) == []
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == [logging.INFO, logging.INFO], said
+    assert said[0][1].startswith("No callbacks configured (callbacks: null): Lightning's")
+    assert said[1][1].startswith("No loggers configured (logger: null)")
 
 
 def optional_logger_available(option: str) -> bool:

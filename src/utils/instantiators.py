@@ -19,10 +19,18 @@ from src.utils.logging_utils import RankedLogger
 log = RankedLogger(__name__)
 
 
+NONE_CONFIGURED = {
+    "callbacks": "No callbacks configured (callbacks: null): Lightning's defaults only "
+    "(checkpoint, progress bar, model summary, unless the trainer turns them off).",
+    "loggers": "No loggers configured (logger: null): no metric history is written (the "
+    "final metrics are in run_status.json).",
+}
+
+
 def _instantiate_each(cfg: DictConfig | None, kind: str, base: type) -> list[Any]:
     objects: list[Any] = []
-    if not cfg:
-        log.warning(f"No {kind} configs found! Skipping...")
+    if not cfg:  # asked for (debug configs, the finders, logger=none): said, not warned about
+        log.info(NONE_CONFIGURED.get(kind, f"No {kind} configured."))
         return objects
     if not isinstance(cfg, DictConfig):
         raise UserInputError(f"The {kind} config must be a mapping of name to config.")
