@@ -1,8 +1,9 @@
 """Predictions of classification and multihead (VIMH) runs as a table.
 
 Classification: one row per input sample, ``input`` (file or row number), then
-``class_1, probability_1, ..., class_k, probability_k``: the ``top_k`` most likely
-classes by name with their softmax probabilities (``class_1`` is the prediction).
+``top1_class, top1_probability, ..., top<k>_class, top<k>_probability``: the ``top_k``
+most likely classes by name with their softmax probabilities (``top1_class`` is the
+prediction; ``class_1`` read like a class's name, which the wine example's classes are).
 
 Audio folders: the same table, for WAV files (a folder, a file or a list of them).
 
@@ -102,13 +103,13 @@ def top_k_table(
     top, classes = probabilities.topk(k, dim=1)
     table = pd.DataFrame({"input": names_of_inputs})
     for rank in range(k):
-        table[f"class_{rank + 1}"] = [names[c] for c in classes[:, rank].tolist()]
-        table[f"probability_{rank + 1}"] = top[:, rank].numpy()
-    counts = Counter(table["class_1"])
-    spread = ", ".join(f"{name}: {counts[name]}" for name in names if counts[name])
+        table[f"top{rank + 1}_class"] = [names[c] for c in classes[:, rank].tolist()]
+        table[f"top{rank + 1}_probability"] = top[:, rank].numpy()
+    counts = Counter(table["top1_class"])
+    spread = ", ".join(f"{name} ({counts[name]})" for name in names if counts[name])
     summary = (
-        f"Predicted {len(table)} samples: {spread}; mean probability of the predicted "
-        f"class {float(top[:, 0].mean()):.3f}"
+        f"Predicted {len(table)} samples; predicted class (samples): {spread}; mean "
+        f"probability of the predicted class {float(top[:, 0].mean()):.3f}"
     )
     return table, summary
 

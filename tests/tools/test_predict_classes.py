@@ -4,6 +4,7 @@ recomputed from the CSV, give the run's logged test metrics; bad input is one me
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -41,21 +42,27 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return work / "run", trained_run(work / "run", overrides), work / "data"
 
 
-def test_digits_arrays_reproduce_the_logged_test_accuracy(digits_run, tmp_path: Path) -> None:
+def test_digits_arrays_reproduce_the_logged_test_accuracy(
+    digits_run, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     run_dir, logged, data_dir = digits_run
     images, target = read_digits(data_dir / CACHE)
     test = json.loads((run_dir / "splits.json").read_text())["test"]
     np.save(tmp_path / "test.npy", images[test])  # raw values 0..16, as scikit-learn has them
     table = predicted(tmp_path / "p", f"run_dir={run_dir}", f"input={tmp_path / 'test.npy'}")
     assert (tmp_path / "test_predictions.csv").is_file()
+    # numbered classes with their counts apart ("0: 2, 1: 1" read as a list of pairs)
+    said = capsys.readouterr().out
+    assert re.search(r"Predicted 360 samples; predicted class \(samples\): 0 \(\d+\), 1 \(", said)
     written = pd.read_csv(tmp_path / "test_predictions.csv")
+    # ranked columns that cannot be read as a class's name (class_1 could)
     assert list(written.columns) == ["input"] + [
-        f"{c}_{r}" for r in (1, 2, 3) for c in ("class", "probability")
+        f"top{r}_{c}" for r in (1, 2, 3) for c in ("class", "probability")
     ]
-    accuracy = float((written["class_1"].astype(int) == target[test]).mean())
+    accuracy = float((written["top1_class"].astype(int) == target[test]).mean())
     assert accuracy == pytest.approx(logged["test/acc"], abs=1e-6)
     assert accuracy > 0.5  # it learned: chance is 0.1
-    probabilities = written[["probability_1", "probability_2", "probability_3"]].to_numpy()
+    probabilities = written[["top1_probability", "top2_probability", "top3_probability"]].to_numpy()
     assert (np.diff(probabilities, axis=1) <= 0).all() and (probabilities[:, 0] > 0.1).all()
     assert len(table) == len(test) == 360
     # CSV rows of flattened pixels (with a header row) give the same classes; top_k=1
@@ -64,8 +71,8 @@ def test_digits_arrays_reproduce_the_logged_test_accuracy(digits_run, tmp_path: 
     rows = predicted(
         tmp_path / "q", f"run_dir={run_dir}", f"input={tmp_path / 'rows.csv'}", "top_k=1"
     )
-    assert list(rows.columns) == ["input", "class_1", "probability_1"]
-    assert rows["class_1"].tolist() == written["class_1"].astype(str).head(20).tolist()
+    assert list(rows.columns) == ["input", "top1_class", "top1_probability"]
+    assert rows["top1_class"].tolist() == written["top1_class"].astype(str).head(20).tolist()
 
 
 def test_bad_inputs_are_one_message(digits_run, tmp_path: Path) -> None:
@@ -120,9 +127,9 @@ def test_image_folder_files_reproduce_the_logged_test_accuracy(tmp_path: Path) -
     listed = "[" + ",".join(str(f) for f in files) + "]"
     table = predicted(tmp_path / "p", f"run_dir={tmp_path / 'run'}", f"input={listed}", "top_k=2")
     truth = [Path(f).parent.name for f in table["input"]]
-    accuracy = float((table["class_1"] == truth).mean())
+    accuracy = float((table["top1_class"] == truth).mean())
     assert accuracy == pytest.approx(logged["test/acc"], abs=1e-6) and accuracy >= 0.7
-    assert set(table["class_1"]) <= {"0", "1", "2"}
+    assert set(table["top1_class"]) <= {"0", "1", "2"}
     assert (tmp_path / "p" / "predictions.csv").is_file()  # a list: in the tool's run dir
     folder = predicted(tmp_path / "q", f"run_dir={tmp_path / 'run'}", f"input={root / 'raw' / '1'}")
     assert len(folder) == 30 and (root / "raw" / "1_predictions.csv").is_file()
@@ -151,11 +158,11 @@ def test_audio_folder_files_reproduce_the_logged_test_accuracy(tmp_path: Path) -
     listed = "[" + ",".join(str(f) for f in files) + "]"
     table = predicted(tmp_path / "p", f"run_dir={tmp_path / 'run'}", f"input={listed}")
     truth = [Path(f).parent.name for f in table["input"]]
-    accuracy = float((table["class_1"] == truth).mean())
+    accuracy = float((table["top1_class"] == truth).mean())
     assert accuracy == pytest.approx(logged["test/label/acc"], abs=1e-6)
-    assert set(table["class_1"]) <= set(AUDIO_CLASSES)
+    assert set(table["top1_class"]) <= set(AUDIO_CLASSES)
     assert list(table.columns) == ["input"] + [
-        f"{c}_{r}" for r in (1, 2, 3) for c in ("class", "probability")
+        f"top{r}_{c}" for r in (1, 2, 3) for c in ("class", "probability")
     ]
     with pytest.raises(UserInputError, match="holds no audio files"):
         predicted(tmp_path / "q", f"run_dir={tmp_path / 'run'}", f"input={tmp_path / 'p'}")
