@@ -99,7 +99,8 @@ def test_an_image_folder_converts_decoded_as_for_evaluation(tmp_path: Path) -> N
     folder = ["data=image_folder", f"data.root={images}", "data.image_size=16",
               "data.num_workers=0", "data/transforms=strong"]  # fmt: skip
     shards = convert(tmp_path / "shards", *folder)
-    cfg = compose_config("train.yaml", streaming(shards, "data.num_workers=0"), tmp_path / "r")
+    at_16 = streaming(shards, "data.num_workers=0", "data.image_size=16")  # the shards' size
+    cfg = compose_config("train.yaml", at_16, tmp_path / "r")
     dm = hydra.utils.instantiate(cfg.data)
     source = hydra.utils.instantiate(compose_config("train.yaml", folder, tmp_path / "s").data)
     assert dm.spec == source.spec and dm.classes == source.classes == [str(d) for d in range(10)]
