@@ -344,3 +344,25 @@ def test_resuming_a_finished_run_says_nothing_is_left_to_train(tmp_path: Path) -
     train(cfg)
     resumed = torch.load(more / "checkpoints" / "last.ckpt", weights_only=True)
     assert (resumed["epoch"], resumed["global_step"]) == (2, 18)  # one epoch of 6 batches more
+
+
+def test_ctrl_c_is_recorded_as_keyboard_interrupt_with_exit_status_130(tmp_path: Path) -> None:
+    """Lightning ends a Ctrl-C with sys.exit(1) inside its ``except KeyboardInterrupt``: the
+    run's status names the KeyboardInterrupt (not "SystemExit") and the exit status is the
+    shell's 130 for SIGINT, as a SIGTERM's is 143."""
+    from omegaconf import OmegaConf
+
+    from src.utils.run_status import task_wrapper
+
+    def lightning_stopped_by_ctrl_c(cfg) -> tuple[dict, dict]:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.exit(1)
+
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}})
+    with pytest.raises(SystemExit) as caught:
+        task_wrapper(lightning_stopped_by_ctrl_c)(cfg)
+    assert caught.value.code == 130
+    status = json.loads((tmp_path / "run_status.json").read_text())
+    assert status == {"status": "interrupted", "error": "KeyboardInterrupt"}

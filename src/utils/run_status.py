@@ -118,7 +118,8 @@ def sweep_trial_note() -> str:
 def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
     """Record how the task ended in ``<run>/run_status.json`` (see the module docstring),
     log the output directory, and close W&B runs if any. A SIGTERM (Lightning's
-    ``SIGTERMException``, which would exit 0) exits with status 143."""
+    ``SIGTERMException``, which would exit 0) exits with status 143, a Ctrl-C (which Lightning
+    ends with exit status 1, recorded as ``SystemExit``) with 130, as ``KeyboardInterrupt``."""
 
     @functools.wraps(task)
     def wrap(cfg: DictConfig) -> tuple[dict, dict]:
@@ -132,6 +133,10 @@ def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
             return metric_dict, object_dict
         except BaseException as error:
             failing = True
+            if isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt):
+                # Lightning ends a Ctrl-C with sys.exit(1) inside its except KeyboardInterrupt
+                status = _ended(error.__context__, cfg)
+                raise SystemExit(130) from error.__context__  # the shell's code for SIGINT
             status = _ended(error, cfg)
             if type(error).__name__ == "SIGTERMException":
                 raise SystemExit(143) from error
