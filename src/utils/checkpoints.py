@@ -42,6 +42,8 @@ def why_unreadable(error: Exception) -> str:
             "tensors and plain data load here, safely"
         )
     first = text.splitlines()[0] if text else "no detail"
+    # torch's zip reader appends advice that the caller's message gives in one line
+    first = first.split(" This is an internal miniz error.")[0].rstrip(" .")
     return f"{type(error).__name__}: {first}"
 
 
