@@ -38,7 +38,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     log.info(f"Evaluating {cfg.ckpt_path} with the data and model {source}")
     check_checkpoint_file(cfg.ckpt_path)
     objects = instantiate_run(cfg)
-    check_checkpoint_fits(cfg.ckpt_path, objects["model"])
+    check_checkpoint_fits(cfg.ckpt_path, objects["model"], run.run_dir)
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, objects["trainer"])
     if objects["logger"]:
         log_hyperparameters(objects)

@@ -109,13 +109,22 @@ def describe_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str:
     return f"{'; '.join(details)}{f'; and {more} more' if more > 0 else ''}"
 
 
-def check_checkpoint_fits(path: str | Path, model: nn.Module) -> dict[str, Any] | None:
-    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s.
-    Returns the checkpoint read (None for Lightning's keywords), for further checks."""
+def check_checkpoint_fits(
+    path: str | Path, model: nn.Module, run_dir: str | Path | None = None
+) -> dict[str, Any] | None:
+    """Stop unless the checkpoint's weights have the names and shapes of ``model``'s
+    (``model`` built from the saved config of ``run_dir``, when given). Returns the
+    checkpoint read (None for Lightning's keywords), for further checks."""
     if str(path) in LIGHTNING_CKPT_KEYWORDS:
         return None
     checkpoint = read_checkpoint(path)
     mismatch = describe_mismatch(checkpoint["state_dict"], model.state_dict())
+    if mismatch and run_dir is not None:  # run_dir= already rebuilt the run's own model
+        raise UserInputError(
+            f"Checkpoint {path} was saved from another architecture than the model of run "
+            f"{run_dir} ({mismatch}): that run did not write it. Pass the directory of the "
+            "run that did as run_dir=, or ckpt_path= alone with that run's model and data."
+        )
     if mismatch:
         raise UserInputError(
             f"Checkpoint {path} was saved from another architecture than the configured "

@@ -122,7 +122,7 @@ class TrainingRun:
 
         module = instantiate_model(self.cfg.model, datamodule)
         if weights:
-            check_checkpoint_fits(self.checkpoint_path, module)
+            check_checkpoint_fits(self.checkpoint_path, module, self.run_dir)
             module.load_state_dict(self.checkpoint()["state_dict"])
         return module
 
