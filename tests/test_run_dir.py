@@ -145,3 +145,40 @@ def test_ordinary_run_with_rank_variable_set_is_refused_at_the_command_line(
     assert done.returncode == 1, done.stderr[-2000:]
     assert "is not empty" in done.stderr
     assert _fingerprint(run_dir) == before
+
+
+@pytest.mark.parametrize("saved", ["finished", "corrupt"])
+def test_a_resume_that_would_stop_at_once_leaves_its_run_as_it_was(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, saved: str
+) -> None:
+    """Resuming a finished run with the same trainer.max_epochs (the printed resume command
+    run again), or from a corrupt last.ckpt, stops before Hydra writes: the run keeps its
+    saved config and its "finished" status with metrics (they were rewritten as "failed")."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from src.utils.run_dir import ProtectRunDir
+
+    run_dir = tmp_path / "resA"
+    _old_run(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if saved == "finished":
+        progress = {"fit_loop": {"epoch_progress": {"current": {"processed": 3}}}}
+        torch.save({"state_dict": {}, "global_step": 30, "loops": progress}, last)
+    before = _fingerprint(run_dir)
+    config = OmegaConf.create(
+        {
+            "hydra": {"run": {"dir": str(run_dir)}},
+            "ckpt_path": str(last),
+            "train": True,
+            "trainer": {"max_epochs": 3},
+        }
+    )
+    with pytest.raises(SystemExit) as stopped:
+        ProtectRunDir().on_run_start(config)
+    assert stopped.value.code == 1
+    assert _fingerprint(run_dir) == before  # no .hydra/history either: nothing resumed
+    config.trainer.max_epochs = 4
+    if saved == "finished":  # an epoch left: the run resumes in place
+        ProtectRunDir().on_run_start(config)
+        assert (run_dir / ".hydra" / "history" / "001" / "config.yaml").is_file()

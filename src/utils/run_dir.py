@@ -22,7 +22,9 @@ every job would otherwise let an ordinary run into an old run's directory):
   join a directory only while everything in it is fresh (written in the last
   ``FRESH_SECONDS``), i.e. by this launch, not an older run.
 
-Light: no Lightning import (this runs in every process Hydra starts).
+Light: no Lightning import (this runs in every process Hydra starts); torch only to read
+the checkpoint of a training run that resumes its own directory, which must be readable
+and have epochs left: a resume that would stop at once stops here, with nothing rewritten.
 """
 
 from __future__ import annotations
@@ -77,14 +79,39 @@ def keep_config_history(run_dir: Path) -> Path | None:
     return target
 
 
-def check_run_dir(run_dir: Path, ckpt_path: Any) -> str | None:
+def _cannot_resume(ckpt_path: Path, trainer: Any) -> str | None:
+    """Why training cannot resume ``ckpt_path`` under ``trainer`` (None when it can, or
+    when that is for the run to find out): the file is unreadable, or it already holds
+    ``trainer.max_epochs`` epochs. Said here, before Hydra rewrites the run's saved
+    config and the run its status, so a resume that stops at once leaves the run as it
+    was (train.py checks the same again, for runs in a new directory)."""
+    from src.utils.checkpoints import check_training_left, load_weights_only
+    from src.utils.errors import UserInputError
+
+    try:
+        checkpoint = load_weights_only(ckpt_path, "Checkpoint")
+        if isinstance(checkpoint, dict):
+            check_training_left(ckpt_path, checkpoint, trainer)
+    except UserInputError as error:
+        return str(error)
+    except Exception:  # e.g. a limit that does not resolve yet: the run itself says
+        return None
+    return None
+
+
+def check_run_dir(run_dir: Path, ckpt_path: Any, trainer: Any = None) -> str | None:
     """Why ``run_dir`` cannot take this run (None when it can); keeps the config
-    history when the run resumes the directory's own checkpoint."""
+    history when the run resumes the directory's own checkpoint. With ``trainer`` (the
+    config of a training run), that checkpoint must be readable and have epochs left."""
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return None
     if _own_checkpoint(run_dir, ckpt_path):
         if not Path(ckpt_path).is_file():
             return f"ckpt_path={ckpt_path} does not exist, so {run_dir} cannot be resumed."
+        if trainer is not None:
+            problem = _cannot_resume(Path(ckpt_path), trainer)
+            if problem:
+                return problem
         keep_config_history(run_dir)
         return None
     return (
@@ -124,7 +151,8 @@ class ProtectRunDir(Callback):
         run_dir = Path(str(config.hydra.run.dir))
         if joins_rank_zero(run_dir):  # DDP rank 1..: the directory its rank 0 has just made
             return
-        problem = check_run_dir(run_dir, config.get("ckpt_path"))
+        trainer = config.get("trainer") if config.get("train") else None
+        problem = check_run_dir(run_dir, config.get("ckpt_path"), trainer)
         if problem:
             print(f"Error: {problem}", file=sys.stderr, flush=True)
             raise SystemExit(1)
