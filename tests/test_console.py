@@ -187,3 +187,14 @@ def test_summary_table_shows_a_parameter_count_whole() -> None:
     )
     assert rows[2] == "| 0 | model.optimizer.lr=0.01 | 0.35 | 49740 | 0.34 | 2.232 | ok |"
     assert rows[3] == "| 1 | model.optimizer.lr=0.1 | 0.3 | 2579 | 0.29 | 2.232 | ok |"
+
+
+def test_a_disabled_bar_passes_over_validation_batches() -> None:
+    """DDP's ranks 1.. disable the bar, which then never learns the current dataloader: its
+    throttle asked for that dataloader's batch count and failed Lightning's assertion, so
+    trainer=ddp_sim with the default callbacks crashed in rank 1's sanity check."""
+    from src.callbacks.progress_bar import RichProgressBar
+
+    bar = RichProgressBar()
+    bar.disable()
+    bar.on_validation_batch_end(None, None, None, None, batch_idx=0)  # no AssertionError

@@ -134,6 +134,8 @@ class RichProgressBar(LightningRichProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        if self.is_disabled:  # DDP's ranks 1..: the bar never learnt the current dataloader
+            return
         if self._due(batch_idx, self.total_val_batches_current_dataloader):
             super().on_validation_batch_end(
                 trainer, pl_module, outputs, batch, batch_idx, dataloader_idx
