@@ -45,6 +45,29 @@ def test_lr_monitor_device_stats_throughput_and_gradients(tmp_path: Path) -> Non
     assert all(float(r[norm_at]) > 0 for r in measured)
 
 
+def test_gradient_histograms_show_in_tensorboard_beside_the_per_layer_norms(
+    tmp_path: Path,
+) -> None:
+    """TensorBoard keys a series by its tag and takes the first summary's kind: histograms
+    under the per-layer norms' tags (grad/<parameter>) were read as scalars, and its
+    HISTOGRAMS tab said "No histogram data was found"."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+
+    run_with(
+        tmp_path,
+        "gradient_stats",
+        extra=("logger=tensorboard", "callbacks.gradient_stats.histograms=true"),
+    )
+    (events,) = (tmp_path / "tensorboard").glob("version_*")
+    accumulator = EventAccumulator(str(events), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    histograms = set(accumulator.PluginTagToContent("histograms"))
+    scalars = set(accumulator.PluginTagToContent("scalars"))
+    assert "grad/net.model.1.weight" in scalars  # the norm, a scalar
+    assert "grad_hist/net.model.1.weight" in histograms  # its gradient's histogram
+    assert not histograms & scalars
+
+
 def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     titles: dict[str, list[str]] = {}
     colours: dict[str, set[str]] = {}

@@ -10,7 +10,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 class GradientStats(Callback):
     """Every ``every_n_steps`` optimizer steps, before the step: writes ``grad/norm``
     (the global L2 norm), and with ``per_layer`` ``grad/<parameter>`` norms; with
-    ``histograms`` also sends gradient histograms to TensorBoard loggers.
+    ``histograms`` also sends gradient histograms to TensorBoard loggers, as
+    ``grad_hist/<parameter>``: TensorBoard keys a series by its tag and takes the kind of
+    its first summary, so histograms under the norms' tags would be read as scalars.
 
     Args:
         every_n_steps: how often to measure (measuring costs a pass over all gradients).
@@ -45,4 +47,6 @@ class GradientStats(Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     for name, grad in grads.items():
-                        logger.experiment.add_histogram(f"grad/{name}", grad, trainer.global_step)
+                        logger.experiment.add_histogram(
+                            f"grad_hist/{name}", grad, trainer.global_step
+                        )
