@@ -92,6 +92,39 @@ def test_a_resumed_runs_history_joins_its_csv_versions(tmp_path: Path) -> None:
     assert runs.run_label(fake_run(tmp_path / "bare", [])) == "bare"
 
 
+def test_learning_curves_name_the_runs_left_out_and_the_title_counts_the_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A logger=tensorboard (mlflow, wandb) run has final metrics but no CSV history: its
+    curve was left out without a word, and the notebook's title still counted it
+    ("val/acc of the latest 2 finished runs" over one line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    logs = tmp_path / "logs"
+    with_csv = fake_run(logs / "train" / "runs" / "a", ["logger=csv"])
+    (with_csv / "csv" / "version_0").mkdir(parents=True)
+    (with_csv / "csv" / "version_0" / "metrics.csv").write_text(
+        "epoch,step,val/acc\n0,9,0.5\n1,19,0.8\n"
+    )
+    without = fake_run(logs / "train" / "runs" / "b", ["logger=tensorboard"])
+    for run in (with_csv, without):
+        (run / "run_status.json").write_text('{"status": "finished", "metrics": {"val/acc": 0.8}}')
+    ax = runs.plot_learning_curves([with_csv, without], metric="val/acc")
+    assert len(ax.lines) == 1
+    said = capsys.readouterr().out
+    assert "left out 1 of the 2 runs" in said and str(without) in said and "logger=csv" in said
+    # the notebook's cells up to its learning curves, run here to read the plot's title
+    monkeypatch.setenv("LOG_DIR", str(logs))
+    monkeypatch.chdir(ROOT / "notebooks")
+    book = nbformat.read(ROOT / "notebooks" / "inspect_runs.ipynb", as_version=4)
+    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    namespace: dict = {}
+    exec("\n".join(code[:3]), namespace)  # noqa: S102 - the project's own notebook
+    assert namespace["ax"].get_title() == "val/acc: 1 of the latest 2 finished runs"
+    assert "left out 1 of the 2 runs" in capsys.readouterr().out
+
+
 def test_a_tools_output_inside_a_run_is_listed_as_derived(tmp_path: Path) -> None:
     """merge-lora's <run>/merged and fuse's <fuse run>/<method>/<task> carry their source
     run's config and no status: they are "derived" from the run they sit in, not

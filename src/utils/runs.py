@@ -228,8 +228,9 @@ def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax: Any = None):
-    """``metric`` against epoch for several runs on one set of axes; runs that did not log
-    it are left out, and none that did is an error (not an empty plot)."""
+    """``metric`` against epoch for several runs on one set of axes; runs with no history
+    of it (their CSV log; logger=tensorboard, mlflow or wandb alone write none) are left
+    out, named in a printed line, and none left is an error (not an empty plot)."""
     import matplotlib.pyplot as plt
 
     curves = {}
@@ -241,6 +242,13 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
         raise UserInputError(
             f"none of the {len(run_dirs)} runs logged {metric}: pass runs that did, or the "
             "metric they logged (val/acc for classification, val/r2 regression, val/score VIMH)."
+        )
+    left_out = [run for run in run_dirs if run not in curves]
+    if left_out:
+        print(
+            f"left out {len(left_out)} of the {len(run_dirs)} runs, with no {metric} in a CSV "
+            "log (logger=csv or many_loggers writes one): "
+            + "; ".join(str(run) for run in left_out)
         )
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for run, curve in curves.items():
