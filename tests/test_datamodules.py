@@ -270,3 +270,25 @@ def test_loader_resumes_where_the_epoch_stopped_or_says_why_not() -> None:
     later.load_state_dict(state)
     later.batch_sampler.sampler.set_epoch(3)  # a checkpoint of an earlier epoch: no skip
     assert len(list(later)) == 5
+
+
+def test_a_failed_mnist_download_names_its_reason(tmp_path: Path, monkeypatch) -> None:
+    """torchvision's error starts "Error downloading <file>:" and gives each mirror's
+    reason on later lines: the message said "(Error downloading ...gz:)" and no reason."""
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\n"
+            "Tried https://a/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+            "Tried http://b/, got:\n<urlopen error [Errno -3] Temporary failure>\n"
+        )
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    dm = MNISTDataModule(data_dir=str(tmp_path))
+    with pytest.raises(UserInputError) as caught:
+        dm.prepare_data()
+    assert (
+        "the download failed (Error downloading train-images-idx3-ubyte.gz: "
+        "<urlopen error [Errno -3] Temporary failure>)"
+    ) in str(caught.value)

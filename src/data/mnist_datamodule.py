@@ -81,7 +81,7 @@ class MNISTDataModule(InMemoryDataModule):
                 MNIST(self.data_dir, train=False, download=True)
                 return
             except Exception as error:  # torchvision raises RuntimeError or URLError
-                reason = f"the download failed ({str(error).splitlines()[0]})"
+                reason = f"the download failed ({_download_error(error)})"
         missing = ", ".join(self._missing_files())
         raise UserInputError(
             f"MNIST files are missing from {self.raw_dir}/ and {reason}. "
@@ -124,3 +124,14 @@ class MNISTDataModule(InMemoryDataModule):
     @property
     def spec(self) -> dict[str, Any]:
         return {"input_shape": [1, 28, 28], "num_classes": 10}
+
+
+def _download_error(error: Exception) -> str:
+    """torchvision's download error in one line: its first line ("Error downloading
+    <file>:") says nothing without the last mirror's reason, on a later line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
