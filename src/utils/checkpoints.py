@@ -174,6 +174,11 @@ def run_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
     that it instantiates only allowed targets (``src.utils.trusted_targets``) unless
     ``trust`` (``trust_run_dir=true``)."""
     saved = Path(run_dir) / ".hydra" / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise UserInputError(
+            f"run_dir={run_dir} does not exist. Pass the directory of a training run "
+            "(logs/train/runs/<timestamp>), or use ckpt_path=..."
+        )
     if not saved.is_file():
         raise UserInputError(
             f"run_dir={run_dir} has no saved config ({saved} is missing). Pass the "

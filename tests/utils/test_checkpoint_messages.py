@@ -43,3 +43,16 @@ def test_a_run_dirs_foreign_checkpoint_does_not_advise_run_dir(tmp_path: Path) -
     assert "does this for you" not in message
     with pytest.raises(UserInputError, match="eval.py run_dir=<run> does this for you"):
         check_checkpoint_fits(path, model)  # ckpt_path= alone: the run's settings help
+
+
+def test_a_run_dir_that_does_not_exist_is_called_so(tmp_path: Path) -> None:
+    """A mistyped run_dir= was reported as having "no saved config (.hydra/config.yaml is
+    missing)", as if the directory were there."""
+    from src.utils.checkpoints import run_config
+
+    missing = tmp_path / "2026-12-04_02-08-45_40477"
+    with pytest.raises(UserInputError, match=rf"^run_dir={missing} does not exist\. "):
+        run_config(missing)
+    missing.mkdir()  # a directory that is not a run: its config is missing
+    with pytest.raises(UserInputError, match="has no saved config"):
+        run_config(missing)
