@@ -46,7 +46,11 @@ install: .venv/.synced ## Create or update the environment (.venv) from uv.lock
 train: .venv/.synced ## Train the default experiment (digits, MLP); add ARGS="..." for overrides
 	$(UVRUN) python src/train.py $(ARGS)
 
+# a RUN= target called without RUN (nor ARGS): say how, before a tool starts and makes a run dir
+need_run = $(if $(strip $(RUN)$(ARGS)),,$(error make $@ needs the run: make $@ RUN=logs/train/runs/<run>))
+
 eval: .venv/.synced ## Evaluate a training run: make eval RUN=logs/train/runs/<run>
+	$(call need_run)
 	$(UVRUN) python src/eval.py run_dir=$(RUN) $(ARGS)
 
 test: .venv/.synced graphviz ## Run the fast tests (not marked slow; installs Graphviz's dot if missing)
@@ -142,12 +146,14 @@ graphviz: ## Install Graphviz's dot (the graphical diagrams need it) if it is mi
 		{ echo "Install Graphviz (dot) with your package manager (macOS: brew install graphviz)"; exit 1; }; }
 
 export: .venv/.synced ## Export runs' nets to deployable ONNX (raw inputs in), checked: make export RUN=logs/train/runs/<run> (or RUN='logs/train/runs/*')
+	$(call need_run)
 	$(UVRUN) python src/tools/export.py 'run_dir=$(RUN)' $(ARGS)
 
 predict: .venv/.synced ## Predict with any run: make predict RUN=<run> INPUT=<rows.csv | arrays.npy | image or WAV folder | VIMH file> [ARGS="top_k=5"]
 	$(UVRUN) python src/tools/predict.py run_dir=$(RUN) input=$(INPUT) $(ARGS)
 
 merge-lora: .venv/.synced ## Merge a LoRA run's adapter into its base: make merge-lora RUN=logs/train/runs/<run>
+	$(call need_run)
 	$(UVRUN) python src/lora/merge.py run_dir=$(RUN) $(ARGS)
 
 fuse: .venv/.synced ## Fuse LoRA adapters of one base and test them: make fuse ADAPTERS=<run>,<run> [ARGS="method=ties"]

@@ -199,3 +199,19 @@ def test_readme_config_groups_table_names_every_option() -> None:
             }, sub
             checked.append(sub)
     assert {"data", "model", "callbacks", "experiment", "model/scheduler"} <= set(checked)
+
+
+@pytest.mark.parametrize("target", ["eval", "export", "merge-lora"])
+def test_a_run_target_without_run_says_how_before_any_tool_starts(target: str) -> None:
+    """`make eval` alone started eval.py, which made a logs/eval/runs/<timestamp> directory
+    and then asked for run_dir=<training run> or ckpt_path=, the tool's words, not make's."""
+    done = subprocess.run(
+        ["make", "-s", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert f"make {target} needs the run: make {target} RUN=logs/train/runs/<run>" in done.stderr
+    given = subprocess.run(
+        ["make", "-s", "-n", target, "RUN=logs/train/runs/x"], cwd=ROOT, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert given.returncode == 0 and "run_dir=logs/train/runs/x" in given.stdout
