@@ -118,3 +118,25 @@ def test_keep_going_finishes_with_valid_json(tmp_path: Path) -> None:
     status = _strict(tmp_path / "run_status.json")  # no NaN / Infinity tokens
     assert status["status"] == "finished"
     assert status["metrics"]["train/loss"] is None  # NaN written as null
+
+
+def test_the_error_names_the_last_checkpoint_only_where_one_was_written(tmp_path: Path) -> None:
+    """It said "the last finite weights are in checkpoints/last.ckpt" also for a run that
+    diverged in its first epoch, before any checkpoint (no checkpoints/ directory at all)."""
+    module = SimpleNamespace(device=torch.device("cpu"))
+    trainer = SimpleNamespace(global_step=1, current_epoch=0, checkpoint_callbacks=[])
+    callback = StopOnDivergence()
+    callback.on_fit_start(trainer, module)
+    with pytest.raises(DivergedError) as caught:
+        callback.on_train_batch_end(trainer, module, torch.tensor(float("nan")), None, 0)
+    assert "no checkpoint was written before it" in str(caught.value)
+    assert "last.ckpt" not in str(caught.value)
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.write_bytes(b"finite")
+    trainer.checkpoint_callbacks = [SimpleNamespace(last_model_path=str(last))]
+    with pytest.raises(DivergedError) as caught:
+        callback.on_train_batch_end(trainer, module, torch.tensor(float("inf")), None, 0)
+    assert f"the last finite weights are in {last} " in str(caught.value)
+    assert (caught.value.epoch, caught.value.step) == (0, 0)

@@ -27,14 +27,30 @@ log = RankedLogger(__name__)
 class DivergedError(UserInputError):
     """The training loss became NaN or infinite."""
 
-    def __init__(self, value: float, epoch: int, step: int) -> None:
+    def __init__(self, value: float, epoch: int, step: int, last: str | None = None) -> None:
         self.value, self.epoch, self.step = value, epoch, step
+        kept = (
+            f"the last finite weights are in {last}"
+            if last
+            else "no checkpoint was written before it"
+        )
         super().__init__(
             f"Training diverged: the loss is {value} at epoch {epoch}, step {step}. "
             "Lower model.optimizer.lr, check the data for NaN/inf values, or try "
-            "trainer.gradient_clip_val=1.0; the last finite weights are in "
-            "checkpoints/last.ckpt (callbacks.stop_on_divergence.keep_going=true trains on)."
+            f"trainer.gradient_clip_val=1.0; {kept} "
+            "(callbacks.stop_on_divergence.keep_going=true trains on)."
         )
+
+
+def _last_checkpoint(trainer: Any) -> str | None:
+    """The ``last.ckpt`` this fit's checkpoint callbacks have written, if any."""
+    from pathlib import Path
+
+    for callback in getattr(trainer, "checkpoint_callbacks", None) or []:
+        path = getattr(callback, "last_model_path", "")
+        if path and Path(path).is_file():
+            return str(path)
+    return None
 
 
 def _loss_of(outputs: Any) -> Any:
@@ -78,6 +94,7 @@ class StopOnDivergence(Callback):
         self._warned = False
         self._pending: list[tuple[int, int, Any]] = []  # (epoch, step, loss) not read yet
         self._every: int | None = None  # steps between reads in this fit, from its first step
+        self._trainer: Any = None
 
     def _steps_between_checks(self, pl_module: Any) -> int:
         if self.check_every_n_steps is not None:
@@ -86,6 +103,7 @@ class StopOnDivergence(Callback):
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._every = None  # the module is on its device now; read at the first step
+        self._trainer = trainer  # where the last finite checkpoint is, said in the error
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -127,6 +145,9 @@ class StopOnDivergence(Callback):
                 return
 
     def _diverged(self, error: DivergedError) -> None:
+        last = _last_checkpoint(self._trainer)
+        if last:
+            error = DivergedError(error.value, error.epoch, error.step, last)
         if not self.keep_going:
             raise error
         log.warning(f"{error} Training goes on (keep_going=true).")
