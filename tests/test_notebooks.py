@@ -112,6 +112,8 @@ def test_learning_curves_name_the_runs_left_out_and_the_title_counts_the_lines(
         (run / "run_status.json").write_text('{"status": "finished", "metrics": {"val/acc": 0.8}}')
     ax = runs.plot_learning_curves([with_csv, without], metric="val/acc")
     assert len(ax.lines) == 1
+    ax.figure.canvas.draw()  # a 2-epoch run's axis reads 0, 1: not 0.0, 0.2, ..., 1.0
+    assert {t.get_text() for t in ax.get_xticklabels()} <= {"−1", "0", "1", "2"}
     said = capsys.readouterr().out
     assert "left out 1 of the 2 runs" in said and str(without) in said and "logger=csv" in said
     # the notebook's cells up to its learning curves, run here to read the plot's title

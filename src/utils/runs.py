@@ -232,6 +232,7 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
     of it (their CSV log; logger=tensorboard, mlflow or wandb alone write none) are left
     out, named in a printed line, and none left is an error (not an empty plot)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     curves = {}
     for run in run_dirs:
@@ -253,6 +254,7 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for run, curve in curves.items():
         ax.plot(curve.index, curve.values, marker="o", label=run_label(run))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 0.2, 0.4, ...
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
