@@ -116,6 +116,24 @@ def test_wandb_offline_one_run_per_multirun_job(tmp_path: Path) -> None:
     assert run_ids[0] != run_ids[1]
 
 
+def test_wandb_starts_without_a_warning_about_the_anonymous_setting(
+    tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning's WandbLogger always passes wandb.init an ``anonymous`` (None when not
+    asked for), and wandb 0.2x answers any value with "WARNING The anonymous setting has
+    no effect and will be removed in a future version", a line no user can act on."""
+    from src.utils.loggers import wandb_logger
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    logger = wandb_logger(offline=None, save_dir=str(tmp_path), project="test")
+    try:
+        assert logger.experiment.settings._offline
+    finally:
+        logger.experiment.finish()
+    said = capfd.readouterr()
+    assert "anonymous" not in said.err + said.out
+
+
 def test_logger_packages_load_only_when_chosen() -> None:
     code = (
         "import runpy, sys; sys.argv = ['src/train.py', 'debug=fdr', 'extras.print_config=false'];"

@@ -31,7 +31,12 @@ def wandb_logger(
     # named like the MLflow run; the jobs of one multirun share a group (its sweep's name)
     name = name or default_run_name(task_name)
     group = group or job_identity()["multirun"] or ""
-    return WandbLogger(offline=offline, name=name, group=group, **kwargs)
+    logger = WandbLogger(offline=offline, name=name, group=group, **kwargs)
+    # Lightning passes wandb.init anonymous=None unasked, and wandb warns at any value that
+    # the setting "has no effect and will be removed": a line no user can act on
+    if logger._wandb_init.get("anonymous") is None:
+        logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 # overrides that say where a run writes or what it prints, not what it trains: not in names
