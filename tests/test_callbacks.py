@@ -45,6 +45,18 @@ def test_lr_monitor_device_stats_throughput_and_gradients(tmp_path: Path) -> Non
     assert all(float(r[norm_at]) > 0 for r in measured)
 
 
+def test_device_stats_first_cpu_reading_is_a_measurement(tmp_path: Path) -> None:
+    """psutil.cpu_percent() answers its first call with a meaningless 0.0: every run's
+    first cpu_percent (a short run's only one) read 0 % while the run kept a core busy."""
+    run_with(tmp_path, "device_stats", extra=("trainer.log_every_n_steps=10",))
+    columns = csv_columns(tmp_path)
+    at = columns.index("DeviceStatsMonitor.on_train_batch_start/cpu_percent")
+    rows = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[1:]
+    readings = [float(r.split(",")[at]) for r in rows if r.split(",")[at]]
+    assert len(readings) == 6  # steps 9, 19, ..., 59: every log_every_n_steps
+    assert readings[0] > 0, readings
+
+
 def test_gradient_histograms_show_in_tensorboard_beside_the_per_layer_norms(
     tmp_path: Path,
 ) -> None:
