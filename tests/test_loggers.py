@@ -134,6 +134,32 @@ def test_wandb_starts_without_a_warning_about_the_anonymous_setting(
     assert "anonymous" not in said.err + said.out
 
 
+def test_mlflow_new_experiment_is_an_info_line_not_a_warning(tmp_path: Path) -> None:
+    """The first run of a task printed "[lightning.pytorch.loggers.mlflow][WARNING] -
+    Experiment with name train not found. Creating it.": nothing a user should fix."""
+    import logging
+
+    from src.utils.loggers import mlflow_logger
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    source = logging.getLogger("lightning.pytorch.loggers.mlflow")
+    level = source.level
+    source.addHandler(handler)
+    source.setLevel(logging.INFO)
+    try:
+        logger = mlflow_logger(
+            experiment_name="fresh", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"
+        )
+        assert logger.experiment.get_experiment(logger.experiment_id).name == "fresh"
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(level)
+    said = [(r.levelname, r.getMessage()) for r in records]
+    assert said == [("INFO", "Creating the MLflow experiment 'fresh'")], said
+
+
 def test_logger_packages_load_only_when_chosen() -> None:
     code = (
         "import runpy, sys; sys.argv = ['src/train.py', 'debug=fdr', 'extras.print_config=false'];"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -110,8 +111,28 @@ def mlflow_logger(
     every run of a seed got the same one. mlflow is imported only here."""
     from lightning.pytorch.loggers import MLFlowLogger
 
+    source = logging.getLogger("lightning.pytorch.loggers.mlflow")
+    if not any(isinstance(f, NewExperimentIsNoWarning) for f in source.filters):
+        source.addFilter(NewExperimentIsNoWarning())
     name = run_name or default_run_name(task_name)
     return MLFlowLogger(run_name=name, tags=run_tags(tags, task_name), **kwargs)
+
+
+class NewExperimentIsNoWarning(logging.Filter):
+    """Lightning warns "Experiment with name train not found. Creating it." on the first
+    run of every task (a new database, a new task): nothing is wrong, so it is an INFO
+    line saying what happens."""
+
+    PREFIX, SUFFIX = "Experiment with name ", " not found. Creating it."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if record.levelno == logging.WARNING and message.startswith(self.PREFIX):
+            if message.endswith(self.SUFFIX):
+                experiment = message[len(self.PREFIX) : -len(self.SUFFIX)]
+                record.msg, record.args = f"Creating the MLflow experiment {experiment!r}", ()
+                record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def run_tags(tags: Any, task_name: str) -> dict[str, str]:
