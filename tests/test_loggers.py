@@ -160,9 +160,11 @@ def test_mlflow_new_experiment_is_an_info_line_not_a_warning(tmp_path: Path) -> 
     assert said == [("INFO", "Creating the MLflow experiment 'fresh'")], said
 
 
-def test_logger_packages_load_only_when_chosen() -> None:
+def test_logger_packages_load_only_when_chosen(tmp_path: Path) -> None:
+    # its run goes to tmp_path: it left a debug run in the project's logs/ every time
+    argv = ["src/train.py", "debug=fdr", "extras.print_config=false", f"paths.log_dir={tmp_path}"]
     code = (
-        "import runpy, sys; sys.argv = ['src/train.py', 'debug=fdr', 'extras.print_config=false'];"
+        f"import runpy, sys; sys.argv = {argv!r};"
         "runpy.run_path('src/train.py', run_name='__main__');"
         "print('HEAVY', sorted(m for m in ('mlflow', 'wandb', 'peft') if m in sys.modules))"
     )
@@ -170,3 +172,4 @@ def test_logger_packages_load_only_when_chosen() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert "HEAVY []" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert list((tmp_path / "debug" / "runs").iterdir())  # the run was made, there
