@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from src.utils import runs
+from tests.conftest import ROOT
 from tests.test_notebooks import execute, text_of
 
 ARCHITECTURES = ["vimh_mlp", "vimh_cnn_16k", "vimh_vit_38k"]
@@ -43,7 +44,12 @@ def screenshot(book, path: Path, height: int = 6400) -> None:
 @pytest.mark.slow
 def test_worked_example_trains_compares_and_draws(tmp_path: Path, monkeypatch) -> None:
     env = {"WORK_DIR": str(tmp_path), "SIZE": "600", "EPOCHS": "6"}
+    generated = ROOT / "logs" / "generate_vimh" / "runs"
+    before = set(generated.iterdir()) if generated.is_dir() else set()
     book = execute("vimh_worked_example.ipynb", env, monkeypatch)
+    # everything under WORK_DIR: the generator's run too, not a run in the project's logs/
+    assert (tmp_path / "generate" / ".hydra").is_dir()
+    assert (set(generated.iterdir()) if generated.is_dir() else set()) == before
     text = text_of(book)
     table = pd.read_csv(tmp_path / "comparison.csv", index_col="architecture")
     assert list(table.index) == [*ARCHITECTURES, "baseline"]
