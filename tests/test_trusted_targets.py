@@ -71,6 +71,12 @@ def test_eval_refuses_a_planted_run_dir(tmp_path: Path) -> None:
         ("os.system", False),
         ("builtins.exec", False),
         ("${oc.env:TARGET}", False),
+        ("torch.utils.collect_env.run", False),  # subprocess.Popen(command, shell=True)
+        ("lightning.pytorch.cli.LightningCLI", False),  # imports any class_path it is given
+        ("torchvision.datasets.utils.extract_archive", False),
+        ("torch.onnx.export", False),
+        ("peft.PeftModel.from_pretrained", False),
+        ("torch.utils.model_zoo.load_url", False),
     ],
 )
 def test_allow_list(target: str, allowed: bool) -> None:

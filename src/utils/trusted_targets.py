@@ -42,7 +42,10 @@ ALLOWED_PREFIXES = (
 DENIED_WORDS = frozenset(
     "load save write file hub jit package cpp extension serialization compile fx subprocess "
     "system exec eval remove delete unlink rmtree download open pickle marshal import "
-    "library ops classes multiprocessing distributed".split()
+    "library ops classes multiprocessing distributed "
+    # torch.utils.collect_env.run runs a shell command; LightningCLI imports any class_path;
+    # extract_archive writes anywhere; onnx export writes; from_pretrained and load_url fetch
+    "env popen shell spawn command cmd cli extract archive export pretrained url".split()
 )
 
 
