@@ -19,6 +19,7 @@ data and model. From there:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,22 @@ from src.utils.checkpoints import (
     run_config,
 )
 from src.utils.errors import UserInputError
+
+
+def overrides_of_data_or_model() -> list[str]:
+    """The command line's overrides of the ``data`` or ``model`` config (values and group
+    options: ``data.batch_size=8``, ``model=cnn``, ``model/optimizer=sgd``), which a run
+    rebuilt from its directory does not take."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    found = []
+    for override in HydraConfig.get().overrides.task:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if re.split(r"[./@]", key, maxsplit=1)[0] in ("data", "model"):
+            found.append(override)
+    return found
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,17 @@ class TrainingRun:
         """The run a tool's config names: ``run_dir=`` (with an optional ``ckpt_path=``),
         or ``ckpt_path=`` with the tool's own data and model configs."""
         if cfg.get("run_dir"):
-            return cls.read(cfg.run_dir, cfg.get("ckpt_path"), bool(cfg.get("trust_run_dir")))
+            run = cls.read(cfg.run_dir, cfg.get("ckpt_path"), bool(cfg.get("trust_run_dir")))
+            ignored = overrides_of_data_or_model()
+            if ignored:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    f"{' '.join(ignored)}: not applied. run_dir= rebuilds the data and model "
+                    f"from {run.run_dir}/.hydra/config.yaml as the run saved them; to {task} "
+                    "with other data or model settings, give ckpt_path=<file.ckpt> and them."
+                )
+            return run
         if not cfg.get("ckpt_path"):
             raise UserInputError(
                 f"Give the model to {task}: run_dir=<training run> or ckpt_path=<file.ckpt>."

@@ -56,3 +56,31 @@ def test_a_run_dir_that_does_not_exist_is_called_so(tmp_path: Path) -> None:
     missing.mkdir()  # a directory that is not a run: its config is missing
     with pytest.raises(UserInputError, match="has no saved config"):
         run_config(missing)
+
+
+def test_run_dir_says_it_does_not_apply_data_or_model_overrides(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """eval.py run_dir=<run> data.batch_size=8 printed batch_size: 8 in its config tree and
+    tested with the run's 32, without a word: the data and model come from the run."""
+    import logging
+
+    from omegaconf import OmegaConf, open_dict
+
+    from src.utils.training_run import TrainingRun
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    saved = compose_config("train.yaml", [], tmp_path)
+    OmegaConf.save({"data": saved.data, "model": saved.model}, run_dir / ".hydra" / "config.yaml")
+    overrides = [f"run_dir={run_dir}", "data.batch_size=8", "model/optimizer=sgd", "seed=1"]
+    cfg = compose_config("eval.yaml", overrides, tmp_path / "eval")
+    with open_dict(cfg):
+        cfg.run_dir = str(run_dir)
+    with caplog.at_level(logging.WARNING, logger="src.utils.training_run"):
+        run = TrainingRun.of(cfg, "evaluate")
+    assert run.cfg.data.batch_size == saved.data.batch_size  # the run's, as before
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("data.batch_size=8 model/optimizer=sgd: not applied.")
+    assert "seed=1" not in warning and "ckpt_path=<file.ckpt>" in warning
