@@ -77,6 +77,13 @@ def test_eval_refuses_a_planted_run_dir(tmp_path: Path) -> None:
         ("torch.onnx.export", False),
         ("peft.PeftModel.from_pretrained", False),
         ("torch.utils.model_zoo.load_url", False),
+        # src functions that start a child src/train.py on the config's own overrides (a
+        # planted run dir ran a shell command through one) or rewrite folders
+        ("src.reports.study_report.train_with", False),
+        ("src.lora.base_run.train_base", False),
+        ("src.tools.to_shards.convert", False),
+        ("src.utils.ddp_launcher.JobScopedDDPStrategy", True),
+        ("src.utils.loggers.mlflow_logger", True),
     ],
 )
 def test_allow_list(target: str, allowed: bool) -> None:

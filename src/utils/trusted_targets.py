@@ -6,7 +6,8 @@ callable a ``_target_`` names, so a run directory received from someone else
 could run ``torch.load(..., weights_only=False)`` on a pickle, or anything else.
 ``check_run_targets`` allows the targets a run of this template uses:
 
-- the project's own ``src.`` classes and functions,
+- the project's own run components (``src.data``, ``src.models``, ``src.callbacks``,
+  ``src.vimh``, the LoRA net and callback, the logger factories),
 - ``torch``, ``torchvision``, ``torchmetrics``, ``lightning`` (and
   ``pytorch_lightning``), ``peft``, and Optuna's samplers and pruners,
 
@@ -28,7 +29,18 @@ from omegaconf import DictConfig, ListConfig
 from src.utils.errors import UserInputError
 
 ALLOWED_PREFIXES = (
-    "src.",
+    # the packages a run's components live in; not src.reports, src.tools or the rest of
+    # src.utils, whose functions start child runs of src/train.py (study_report.train_with
+    # ran a planted config's overrides in a child this check never saw) or rewrite folders
+    "src.data.",
+    "src.models.",
+    "src.callbacks.",
+    "src.vimh.",
+    "src.lora.net.",
+    "src.lora.callback.",
+    "src.utils.loggers.",
+    "src.utils.optional_loggers.",
+    "src.utils.ddp_launcher.",  # trainer=ddp_sim's strategy: its ranks re-run this command
     "torch.",
     "torchvision.",
     "torchmetrics.",
