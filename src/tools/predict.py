@@ -8,8 +8,9 @@ the checkpoint: the training data need not be at hand.
 
 Classification (``input=`` arrays as .npy/.csv, or image files: a folder, a file or
 ``input=[a.png,b.png]``; an audio-folder run: WAV files, given alike) writes the
-``top_k`` classes by name with their probabilities; a multihead VIMH run (``input=`` a VIMH record file) writes each head's
-value in parameter units: see ``predict_classes``. A summary is printed.
+``top_k`` classes by name with their probabilities; a multihead VIMH run (``input=`` a
+VIMH record file) writes each head's value in parameter units: see ``predict_classes``.
+A summary is printed.
 """
 
 from __future__ import annotations
