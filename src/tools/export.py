@@ -21,11 +21,9 @@ runs: ``run_dir='logs/train/runs/*'``, each into ``<export run>/<run name>/``):
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import inspect
 import json
-import logging
 import os
 import statistics
 import time
@@ -47,23 +45,6 @@ from src.utils.run_status import task_wrapper  # noqa: E402
 from src.utils.training_run import TrainingRun  # noqa: E402
 
 ONNX_FILE_LIMIT = 2**31  # bytes: protobuf's limit on one .onnx file
-# the exporter's graph passes log at INFO ("Removed 29 unused nodes", "Skipping constant
-# folding for node ..."), which Hydra's INFO root logger would print: nothing to act on
-EXPORTER_LOGGERS = ("onnx_ir", "onnxscript")
-
-
-@contextlib.contextmanager
-def quiet_exporter():
-    """The exporter's own loggers at WARNING while it runs (its warnings still show)."""
-    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def output_names(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[str]:
@@ -93,19 +74,18 @@ def export_onnx(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Pa
     external = weight_bytes(net) >= ONNX_FILE_LIMIT
     target = path if external else path.with_name(f".{path.stem}.{os.getpid()}.partial.onnx")
     try:
-        with quiet_exporter():
-            torch.onnx.export(
-                net,
-                inputs,
-                target,
-                input_names=[f"input_{i}" for i in range(len(inputs))],
-                output_names=output_names(net, inputs),
-                dynamic_shapes=free_batch(net, len(inputs), batch),
-                opset_version=opset,
-                dynamo=True,
-                external_data=external,
-                verbose=False,  # no "[torch.onnx] Obtain model graph..." progress lines
-            )
+        torch.onnx.export(
+            net,
+            inputs,
+            target,
+            input_names=[f"input_{i}" for i in range(len(inputs))],
+            output_names=output_names(net, inputs),
+            dynamic_shapes=free_batch(net, len(inputs), batch),
+            opset_version=opset,
+            dynamo=True,
+            external_data=external,
+            verbose=False,  # no "[torch.onnx] Obtain model graph..." progress lines
+        )
     except Exception as error:
         target.unlink(missing_ok=True)
         inner = getattr(net, "net", net)

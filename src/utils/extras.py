@@ -36,6 +36,9 @@ QUIET_LOGGERS = (
     "alembic.runtime.migration",
     "mlflow.store.db.utils",
     "litdata.streaming.dataset",
+    # the ONNX exporter's graph passes ("Removed 29 unused nodes", "Skipping constant folding")
+    "onnx_ir",
+    "onnxscript",
 )
 
 

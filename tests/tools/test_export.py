@@ -95,6 +95,9 @@ def test_export_prints_no_exporter_progress_or_graph_pass_lines(
     """Under Hydra's INFO root logger the exporter printed eight "[torch.onnx] ..." lines and
     its graph passes a dozen INFO lines ("Removed 29 unused nodes", "Skipping constant
     folding for node 'node_sub' ..."): none a user can act on."""
+    from src.utils.extras import quiet_console  # what every run does first (extras)
+
+    quiet_console()
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()).eval()
     with caplog.at_level("INFO"):
         export_onnx(net, (torch.randn(2, 3),), tmp_path / "x.onnx", opset=18)
