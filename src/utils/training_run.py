@@ -41,12 +41,13 @@ def overrides_of_data_or_model() -> list[str]:
     rebuilt from its directory does not take."""
     from hydra.core.hydra_config import HydraConfig
 
+    from src.utils.loggers import override_key
+
     if not HydraConfig.initialized():
         return []
     found = []
     for override in HydraConfig.get().overrides.task:
-        key = override.lstrip("+~").split("=", 1)[0]
-        if re.split(r"[./@]", key, maxsplit=1)[0] in ("data", "model"):
+        if re.split(r"[./@]", override_key(override), maxsplit=1)[0] in ("data", "model"):
             found.append(override)
     return found
 
