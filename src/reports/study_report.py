@@ -289,10 +289,11 @@ def print_report(report: dict[str, Any], out: Path) -> None:
     )
 
 
-def override_key(override: str) -> tuple[str, str]:
+def override_parts(override: str) -> tuple[str, str]:
     """(prefix, key) of a command-line override: ``+trainer.x=3`` -> ``("+", "trainer.x")``."""
-    prefix = override[: len(override) - len(override.lstrip("+~"))]
-    return prefix, override[len(prefix) :].split("=", 1)[0]
+    from src.utils.loggers import override_key
+
+    return override[: len(override) - len(override.lstrip("+~"))], override_key(override)
 
 
 def with_train_args(overrides: list[str], train_args: list[str]) -> list[str]:
@@ -302,11 +303,11 @@ def with_train_args(overrides: list[str], train_args: list[str]) -> list[str]:
     ``+trainer.limit_train_batches=3`` stopped Hydra ("An item is already at ..."), and
     without its ``+`` it could not be written either way; a key the trial added keeps
     being added (``+``), and ``~key`` of a key the trial added leaves both out."""
-    added = {override_key(o)[1]: override_key(o)[0] for o in overrides}
-    given = {override_key(a)[1] for a in train_args}
-    merged = [o for o in overrides if override_key(o)[1] not in given]
+    added = {key: prefix for prefix, key in map(override_parts, overrides)}
+    given = {override_parts(a)[1] for a in train_args}
+    merged = [o for o in overrides if override_parts(o)[1] not in given]
     for arg in train_args:
-        prefix, key = override_key(arg)
+        prefix, key = override_parts(arg)
         trial_prefix = added.get(key)
         if trial_prefix == "+" and prefix == "~":
             continue  # the key is the trial's own addition: without it, it is not there
