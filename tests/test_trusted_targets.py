@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from src.lora.base_weights import BaseWeights
 from src.utils.checkpoints import read_checkpoint, run_config
@@ -117,3 +117,34 @@ def test_pickled_checkpoint_names_what_it_holds(tmp_path: Path) -> None:
         read_checkpoint(path)
     assert "pickled Python objects" in str(caught.value) and "system" in str(caught.value)
     assert "weights_only" not in str(caught.value)
+
+
+def test_a_saved_lora_config_may_not_train_its_base(tmp_path: Path) -> None:
+    """A LoRA net with no base trains one on first use, with src/train.py and the config's
+    base_overrides (here: a callback that runs a pickle payload): from a saved run config
+    that is not trusted, a missing base is an error and nothing is trained."""
+    import hydra
+
+    from src.utils.training_run import TrainingRun
+    from tests.conftest import compose_config, save_run_config
+
+    marker = tmp_path / "payload_ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"x": Payload(marker)}, evil)
+    planted = ["+callbacks.payload._target_=torch.load", f"+callbacks.payload.f={evil}"]
+    planted += ["+callbacks.payload.weights_only=false", "trainer.max_epochs=1"]
+    bases = tmp_path / "bases"
+    run_dir = tmp_path / "run"
+    cfg = compose_config(
+        "train.yaml",
+        ["experiment=lora_digits", f"model.lora.base_runs_dir={bases}"],
+        run_dir,
+    )
+    with open_dict(cfg):
+        cfg.model.lora.base_overrides = planted
+    save_run_config(cfg, run_dir)
+    run = TrainingRun.read(run_dir)
+    with pytest.raises(UserInputError, match="may not start a training run.*trust_run_dir"):
+        run.model(hydra.utils.instantiate(run.cfg.data), weights=False)
+    assert not marker.exists() and not bases.exists()  # no child run, no base directory
+    assert "train_missing_base" not in run_config(run_dir, trust=True).model.lora

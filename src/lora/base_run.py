@@ -203,9 +203,10 @@ def find_or_train_base(
     runs_dir: str | Path,
     data_dir: str,
     log_dir: str,
+    may_train: bool = True,
 ) -> Path:
     """The directory of the finished base run of ``experiment`` with ``overrides``:
-    found, or trained now (see the module's docstring)."""
+    found, or trained now (see the module's docstring) unless not ``may_train``."""
     overrides = list(overrides)
     settings = base_settings(experiment, overrides, data_dir)
     run_dir = base_run_dir(runs_dir, experiment, settings)
@@ -213,6 +214,14 @@ def find_or_train_base(
     if found is not None:
         log.info(f"LoRA base: {found} (experiment={experiment}, trained before)")
         return found
+    if not may_train:
+        raise UserInputError(
+            f"The LoRA base of this model (experiment={experiment}, base_overrides="
+            f"{overrides}) is not in {run_dir}, and the model comes from a saved run config, "
+            "which may not start a training run (it would run src/train.py with the config's "
+            "base_overrides). Put the base back there, or, if you trust the run directory, "
+            "add trust_run_dir=true to the command to train the base again."
+        )
     if is_extra_rank():  # rank 0 builds its model first, so the base exists by now
         raise UserInputError(f"DDP rank found no LoRA base in {run_dir}: rank 0 trains it.")
     run_dir = run_dir.absolute()  # the training process runs in ROOT, not here

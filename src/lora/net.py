@@ -171,6 +171,9 @@ class LoRANet(nn.Module):
         base_experiment, base_overrides, base_runs_dir, data_dir, log_dir: that base run:
             its experiment and overrides, where base runs are kept, and the data and log
             directories it is trained with.
+        train_missing_base: train that base run when it is missing; false makes a missing
+            base an error (set on a saved run config that is not trusted, which may not
+            start a training run: ``src.utils.trusted_targets.forbid_training``).
         target_modules: layers that get adapters: ``None`` for every Linear, Conv and
             Embedding layer, names (a name matches any layer ending in it), a regex,
             or ``[]`` for none (only ``modules_to_save`` train: a linear probe).
@@ -198,6 +201,7 @@ class LoRANet(nn.Module):
         base_runs_dir: str = "logs/lora_bases",
         data_dir: str = "data",
         log_dir: str = "logs",
+        train_missing_base: bool = True,
     ) -> None:
         super().__init__()
         check_quantize(quantize)
@@ -213,7 +217,12 @@ class LoRANet(nn.Module):
 
             base_ckpt = str(
                 find_or_train_base(
-                    base_experiment, base_overrides, base_runs_dir, data_dir, log_dir
+                    base_experiment,
+                    base_overrides,
+                    base_runs_dir,
+                    data_dir,
+                    log_dir,
+                    may_train=train_missing_base,
                 )
             )
         base = BaseWeights.read(base_ckpt)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.utils.errors import UserInputError
-from src.utils.trusted_targets import check_run_targets
+from src.utils.trusted_targets import check_run_targets, forbid_training
 
 # ckpt_path values that Lightning resolves itself
 LIGHTNING_CKPT_KEYWORDS = {"last", "best", "hpc", "registry"}
@@ -171,8 +171,8 @@ def check_training_left(path: str | Path, checkpoint: dict[str, Any], trainer: D
 
 def run_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
     """The composed config a run saved in ``<run_dir>/.hydra/config.yaml``, after checking
-    that it instantiates only allowed targets (``src.utils.trusted_targets``) unless
-    ``trust`` (``trust_run_dir=true``)."""
+    that it instantiates only allowed targets (``src.utils.trusted_targets``) and starts
+    no training run, unless ``trust`` (``trust_run_dir=true``)."""
     saved = Path(run_dir) / ".hydra" / "config.yaml"
     if not Path(run_dir).is_dir():
         raise UserInputError(
@@ -191,6 +191,8 @@ def run_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
     if not isinstance(cfg, DictConfig):
         raise UserInputError(f"{saved} is not a config mapping.")
     check_run_targets(cfg, saved, trust=trust)
+    if not trust:
+        forbid_training(cfg)  # a missing LoRA base is an error, not a child training run
     return cfg
 
 

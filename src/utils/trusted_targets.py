@@ -16,6 +16,11 @@ function or module whose name loads, saves, compiles or runs code (``torch.load`
 ``torch.jit``, ``torch.save``, ``src.utils.atomic.write_bytes`` ...). A refused
 target is one message naming it and the file. ``trust_run_dir=true`` on the
 command line skips the check for a directory you trust (your own runs).
+
+An allowed target can still start a training run: the LoRA net trains its base on first
+use (``src/train.py`` with the config's ``base_overrides``, a child process this check
+never sees). ``forbid_training`` switches that off in a checked config, so a missing base
+is an error there.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, open_dict
 
 from src.utils.errors import UserInputError
 
@@ -50,6 +55,9 @@ ALLOWED_PREFIXES = (
     "optuna.samplers.",
     "optuna.pruners.",
 )
+# targets that start a training run when what they need is missing, and their argument
+# that allows it: set to false in a saved run config that is not trusted
+TRAINS_ON_FIRST_USE = {"src.lora.net.LoRANet": "train_missing_base"}
 # words (of snake_case and CamelCase parts) of names that load, save, compile or run code
 DENIED_WORDS = frozenset(
     "load save write file hub jit package cpp extension serialization compile fx subprocess "
@@ -111,3 +119,18 @@ def check_run_targets(cfg: DictConfig, source: str | Path, trust: bool = False) 
                 f"may not: {why}. A run directory is code; if you trust this one (your own run), "
                 "add trust_run_dir=true to the command."
             )
+
+
+def forbid_training(node: Any) -> None:
+    """Set every ``TRAINS_ON_FIRST_USE`` target of a config, at any depth, not to train."""
+    if isinstance(node, DictConfig):
+        target = node._get_node("_target_") if "_target_" in node else None
+        switch = TRAINS_ON_FIRST_USE.get(str(target._value())) if target is not None else None
+        if switch:
+            with open_dict(node):
+                node[switch] = False
+        for key in node.keys():
+            forbid_training(node._get_node(key))
+    elif isinstance(node, ListConfig):
+        for index in range(len(node)):
+            forbid_training(node._get_node(index))
