@@ -366,3 +366,37 @@ def test_ctrl_c_is_recorded_as_keyboard_interrupt_with_exit_status_130(tmp_path:
     assert caught.value.code == 130
     status = json.loads((tmp_path / "run_status.json").read_text())
     assert status == {"status": "interrupted", "error": "KeyboardInterrupt"}
+
+
+def test_a_resume_that_fails_before_a_checkpoint_leaves_the_run_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """Resumed in its own directory with a model its checkpoint does not fit, the run
+    stops before training; Hydra had already saved the new config and the run its status,
+    which would then describe a training that never happened (eval rebuilds that model):
+    both are put back, and the history keeps no entry for the failed attempt."""
+    run_dir = tmp_path / "run"
+    quick = [
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=4",
+        "+trainer.limit_val_batches=2",
+    ]
+    assert _cli(run_dir, *quick).returncode == 0
+    kept = [".hydra/config.yaml", ".hydra/overrides.yaml", "run_status.json", "run_metadata.json"]
+    before = {name: (run_dir / name).read_bytes() for name in kept}
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resumed = _cli(
+        run_dir, *quick, "trainer.max_epochs=2", "model.net.hidden_size=64", f"ckpt_path={last}"
+    )
+    assert resumed.returncode == 1
+    assert "another architecture" in resumed.stderr, resumed.stderr[-2000:]
+    assert "left as it was" in resumed.stderr
+    assert {name: (run_dir / name).read_bytes() for name in kept} == before
+    assert not (run_dir / ".hydra" / "history").exists()
+    # a resume that trains keeps its config, and the one before it in the history
+    more = _cli(run_dir, *quick, "trainer.max_epochs=2", f"ckpt_path={last}")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert (run_dir / ".hydra" / "history" / "001" / "config.yaml").read_bytes() == before[
+        ".hydra/config.yaml"
+    ]
+    assert json.loads((run_dir / "run_status.json").read_text())["status"] == "finished"

@@ -6,7 +6,11 @@ status and metadata and put a ``last-v1.ckpt`` beside its ``last.ckpt``.
 stops with one message when the directory is not empty, except when the run
 resumes that directory's own checkpoint (``ckpt_path=<dir>/checkpoints/...``):
 then the run continues in place, and the previous ``.hydra/`` files are kept
-in ``.hydra/history/<n>/`` so every configuration the run had stays on disk.
+in ``.hydra/history/<n>/`` so every configuration the run had stays on disk, with the
+run's status and metadata of that moment. A resume that fails before it has saved a
+checkpoint (the checkpoint does not fit the changed model, a bad setting) puts them
+back (``undo_failed_resume``): the run is left as it was, its config the one its
+checkpoints were trained with.
 
 DDP's extra ranks (1..N-1) join the directory their rank 0 has just made, so
 they skip the check, but only on evidence that they are such ranks, never on a
@@ -65,8 +69,21 @@ def quiet_own_checkpoint_dir(run_dir: Path, ckpt_path: Any) -> None:
         warnings.filterwarnings("ignore", message=f"Checkpoint directory {where}/? exists")
 
 
+def _run_files() -> tuple[str, ...]:
+    """The files in a run directory that a run rewrites when it starts, besides ``.hydra/``."""
+    from src.utils.run_metadata import DIFF_FILE, METADATA_FILE, SPLITS_FILE
+    from src.utils.run_status import STATUS_FILE
+
+    return STATUS_FILE, METADATA_FILE, DIFF_FILE, SPLITS_FILE
+
+
+# run directory -> the history entry this process made for it (undo_failed_resume)
+_kept: dict[Path, Path] = {}
+
+
 def keep_config_history(run_dir: Path) -> Path | None:
-    """Copy ``<run_dir>/.hydra/*.yaml`` to ``.hydra/history/<n>/`` (n = 1, 2, ...)."""
+    """Copy ``<run_dir>/.hydra/*.yaml`` and the run's status and metadata files to
+    ``.hydra/history/<n>/`` (n = 1, 2, ...)."""
     saved = sorted((run_dir / ".hydra").glob("*.yaml"))
     if not saved:
         return None
@@ -74,9 +91,35 @@ def keep_config_history(run_dir: Path) -> Path | None:
     number = 1 + max((int(p.name) for p in history.glob("*") if p.name.isdigit()), default=0)
     target = history / f"{number:03d}"
     target.mkdir(parents=True)
-    for path in saved:
-        shutil.copy2(path, target / path.name)
+    for path in [*saved, *(run_dir / name for name in _run_files())]:
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+    _kept[run_dir.resolve()] = target
     return target
+
+
+def undo_failed_resume(run_dir: Path) -> Path | None:
+    """After this process's resume of ``run_dir`` failed: when it saved no checkpoint, put
+    back the files its history entry kept (removing those the resume added) and drop the
+    entry, so the run is as it was. Returns the entry it restored, if any."""
+    entry = _kept.pop(run_dir.resolve(), None)
+    if entry is None or not entry.is_dir():
+        return None
+    started = entry.stat().st_mtime
+    checkpoints = (run_dir / "checkpoints").glob("*.ckpt")
+    if any(path.stat().st_mtime > started for path in checkpoints):
+        return None  # it trained on: its config is the one its newest checkpoint has
+    kept = {path.name for path in entry.iterdir()}
+    for path in [*(run_dir / ".hydra").glob("*.yaml"), *(run_dir / n for n in _run_files())]:
+        if path.is_file() and path.name not in kept:
+            path.unlink()
+    for name in kept:
+        home = run_dir / ".hydra" if name.endswith(".yaml") else run_dir
+        shutil.copy2(entry / name, home / name)
+    shutil.rmtree(entry)
+    if not any(entry.parent.iterdir()):
+        entry.parent.rmdir()
+    return entry
 
 
 def _cannot_resume(ckpt_path: Path, trainer: Any) -> str | None:

@@ -115,6 +115,23 @@ def sweep_trial_note() -> str:
     )
 
 
+def _undo_failed_resume(cfg: DictConfig) -> None:
+    """A resume into the run's own directory that failed before it saved a checkpoint
+    leaves the run as it was (``src.utils.run_dir.undo_failed_resume``), and says so."""
+    from src.utils.run_dir import undo_failed_resume
+
+    run_dir = Path(cfg.paths.output_dir)
+    entry = undo_failed_resume(run_dir)
+    if entry is not None:
+        print(
+            f"This resume stopped before it saved a checkpoint, so {run_dir} is left as it "
+            "was: its saved config, run_status.json and run_metadata.json are again those "
+            "of the training its checkpoints come from.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
     """Record how the task ended in ``<run>/run_status.json`` (see the module docstring),
     log the output directory, and close W&B runs if any. A SIGTERM (Lightning's
@@ -148,6 +165,8 @@ def task_wrapper(task: Callable[[DictConfig], tuple[dict, dict]]) -> Callable:
                 if not failing:
                     raise
                 log.error(str(error))  # the run's own error stays the one raised
+            if failing and current_rank() == 0:
+                _undo_failed_resume(cfg)
             log.info(f"Output dir: {cfg.paths.output_dir}")
             wandb = sys.modules.get("wandb")
             if wandb is not None and wandb.run is not None:
