@@ -273,3 +273,31 @@ def test_every_hparams_search_config(search: str, tmp_path: Path) -> None:
             assert set(distribution.choices) <= set(options(key)), (search, key)
         else:  # every searched key exists in the composed config
             assert OmegaConf.select(cfg, key) is not None, f"{search} searches unknown key {key}"
+
+
+def test_default_paths_join_without_a_double_slash() -> None:
+    """paths.log_dir and paths.data_dir are joined as ``${paths.log_dir}/mlflow``: the
+    printed config tree and MLflow's stored artifact location read ``logs/mlflow``, not
+    ``logs//mlflow``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose(
+            "train.yaml", ["logger=mlflow", "hparams_search=digits_optuna"],
+            return_hydra_config=True,
+        )  # fmt: skip
+    joined = {
+        "hydra.run.dir": cfg.hydra.run.dir,
+        "hydra.sweep.dir": cfg.hydra.sweep.dir,
+        "optuna storage": cfg.hydra.sweeper.storage.removeprefix("sqlite:///"),
+        "paths.log_dir": cfg.paths.log_dir,
+        "paths.data_dir": cfg.paths.data_dir,
+        "tracking_uri": cfg.logger.mlflow.tracking_uri.removeprefix("sqlite:///"),
+        "artifact_location": cfg.logger.mlflow.artifact_location,
+        "data.data_dir": cfg.data.data_dir,
+    }
+    for key, value in joined.items():
+        assert "//" not in value, f"{key}: {value}"
+    assert cfg.logger.mlflow.artifact_location.endswith("/logs/mlflow/artifacts")
