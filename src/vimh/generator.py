@@ -132,6 +132,11 @@ def _clash(directory: Path, plan: Plan) -> str:
     return "it was made with other settings (" + "; ".join(changes[:6]) + ")"
 
 
+# the data sets this process has said it found: loading several runs of one data set (a
+# notebook comparing architectures) finds it once per run, and the reader needs one line
+_FOUND: set[Path] = set()
+
+
 def generate_vimh(
     settings: dict[str, Any],
     parent_dir: str | Path,
@@ -143,6 +148,8 @@ def generate_vimh(
     ``workers``: processes that render notes side by side, this one included (``None``:
     one per core).
 
+    An existing data set is reported once per process (``_FOUND``).
+
     Returns the data set's directory. Raises ``UserInputError`` when a
     directory of that name holds something else and ``overwrite`` is false.
     """
@@ -151,7 +158,9 @@ def generate_vimh(
     target = Path(parent_dir) / plan.name
     if target.exists():
         if _stored_settings(target)[0] == plan.settings_hash:
-            print(f"VIMH data set {target} exists with these settings: nothing to do.")
+            if target.resolve() not in _FOUND:
+                _FOUND.add(target.resolve())
+                print(f"VIMH data set {target} exists with these settings: nothing to do.")
             return target
         if not overwrite:
             raise UserInputError(

@@ -84,6 +84,22 @@ def test_regenerating_with_the_same_settings_is_a_no_op(
     assert snapshot(tmp_path) == before  # same files, bytes and mtimes, nothing beside them
 
 
+def test_an_existing_data_set_is_reported_once_per_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Loading three runs of one data set (notebooks/vimh_worked_example.ipynb) finds it
+    three times: the reader sees one line for it, and one for each other data set."""
+    made = generate_vimh(settings(), tmp_path)
+    other = generate_vimh(settings("seed=1"), tmp_path)
+    capsys.readouterr()
+    for _ in range(3):
+        assert generate_vimh(settings(), tmp_path) == made
+    assert generate_vimh(settings("seed=1"), tmp_path) == other
+    out = capsys.readouterr().out
+    assert out.count(f"VIMH data set {made} exists with these settings") == 1, out
+    assert out.count(f"VIMH data set {other} exists with these settings") == 1, out
+
+
 def as_if_made_with(directory: Path, **changes: object) -> None:
     """Rewrite a data set's JSON as if other settings had made it under this name (as the
     generator did before the name carried the seed: ``seed=1`` went to seed 0's name)."""
