@@ -164,3 +164,30 @@ def test_multirun_jobs_have_distinct_names_and_one_group(tmp_path: Path) -> None
         names, last, differs = tensorboard_experiment(tmp_path / "sweep" / job)
         assert names == {"val/acc_best"} and last["val/acc_best"] > 0.5
         assert differs == {"model/optimizer/lr"}  # the swept value, not the shared epochs
+
+
+def test_tensorboard_figures_share_the_step_of_their_epochs_scalars(tmp_path: Path) -> None:
+    """The confusion matrix of an epoch is at the step of that epoch's val/acc (Lightning
+    logs epoch metrics at the batches stepped, one behind global_step during validation):
+    TensorBoard's step slider shows both for the same epoch."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = compose_config(
+        "train.yaml",
+        ["logger=tensorboard", "trainer.max_epochs=2", "callbacks=[default,confusion_matrix]",
+         "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2",
+         "+trainer.limit_test_batches=2"],
+        tmp_path,
+    )  # fmt: skip
+    train(cfg)
+    steps: dict[str, list[int]] = {}
+    for events in sorted(tmp_path.glob("tensorboard/**/events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"images": 0, "scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            steps.setdefault(tag, []).extend(e.step for e in acc.Scalars(tag))
+        for tag in acc.Tags()["images"]:
+            steps.setdefault(tag, []).extend(e.step for e in acc.Images(tag))
+    assert steps["val/acc"] == [2, 5]
+    assert steps["confusion_matrix_val"] == steps["val/acc"]
+    assert steps["confusion_matrix_test"] == steps["test/acc"]

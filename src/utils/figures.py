@@ -47,7 +47,10 @@ def log_figure(trainer: Trainer, name: str, figure: Any) -> Path:
     path = Path(trainer.default_root_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")
-    step = trainer.global_step
+    # the step Lightning logs this epoch's metrics at (the batches stepped: during
+    # validation one behind global_step, which counts the step of the batch just trained),
+    # so that TensorBoard shows a figure and its epoch's scalars at the same step
+    step = trainer.fit_loop.epoch_loop._batches_that_stepped
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(name, figure, global_step=step, close=False)
