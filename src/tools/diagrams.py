@@ -167,7 +167,8 @@ def architectures(cfg: DictConfig) -> dict[str, Any]:
         )
     data = example_data(cfg)
     return {
-        arch: example_model(cfg, architecture_cfg(arch).model, data) for arch in cfg.architectures
+        arch: example_model(cfg, architecture_cfg(arch).model, data, name=arch)
+        for arch in cfg.architectures
     }
 
 
@@ -226,7 +227,8 @@ def draw(cfg: DictConfig) -> list[Path]:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.diagram in ("text", "graph"):
-        name, model = model_name(cfg), example_model(cfg)
+        name = model_name(cfg)
+        model = example_model(cfg, name=name)
         if cfg.diagram == "text":
             path = write_text(cfg, model, name, out_dir)
             print(path.read_text())

@@ -28,13 +28,17 @@ def example_data(cfg: DictConfig) -> tuple[Any, Any]:
 
 
 def example_model(
-    cfg: DictConfig, model_cfg: DictConfig | None = None, data: tuple[Any, Any] | None = None
+    cfg: DictConfig,
+    model_cfg: DictConfig | None = None,
+    data: tuple[Any, Any] | None = None,
+    name: str | None = None,
 ) -> Any:
     """The configured model (``model_cfg``, else ``cfg.model``), untrained, in eval mode,
     with ``example_input_array`` set to the net's inputs from the first
-    ``cfg.example_batch_size`` samples of a real batch (of ``data``, when given)."""
+    ``cfg.example_batch_size`` samples of a real batch (of ``data``, when given); ``name``
+    (the model config's) goes into the log line."""
     datamodule, batch = example_data(cfg) if data is None else data
-    model = instantiate_model(cfg.model if model_cfg is None else model_cfg, datamodule)
+    model = instantiate_model(cfg.model if model_cfg is None else model_cfg, datamodule, name)
     inputs = tuple(t[: cfg.example_batch_size] for t in model.net_inputs(batch))
     model.example_input_array = inputs if len(inputs) > 1 else inputs[0]
     return model.eval()

@@ -77,12 +77,15 @@ def fill_from_data(node: DictConfig, spec: dict[str, Any]) -> None:
             fill_from_data(node[key], spec)
 
 
-def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) -> LightningModule:
+def instantiate_model(
+    model_cfg: DictConfig, datamodule: LightningDataModule, name: str | None = None
+) -> LightningModule:
     """Instantiate the model, taking the values marked ``???`` from ``datamodule.spec``.
 
     Model configs leave data-dependent values (input shape, number of classes,
     heads) as ``???``; the data module knows them. A value given on the command
-    line (``model.net.num_classes=5``) is kept.
+    line (``model.net.num_classes=5``) is kept. ``name``: the model config's name, for
+    the log line (``make tdss`` builds several).
     """
     root = model_cfg._get_root()
     if root is not model_cfg and isinstance(root.get("data"), DictConfig):
@@ -99,7 +102,7 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
             f"this data (model=...): {cfg.get('_target_', '?').rsplit('.', 1)[-1]} and "
             f"{type(datamodule).__name__} may not go together."
         )
-    log.info(f"Instantiating model <{cfg._target_}>")
+    log.info(f"Instantiating model {describe_model(cfg, name)}")
     with open_dict(cfg):
         wrap = cfg.pop("lora", None)
     if wrap is None:
@@ -107,6 +110,16 @@ def instantiate_model(model_cfg: DictConfig, datamodule: LightningDataModule) ->
     # model.lora (configs/model/lora/) wraps the net before the task module gets it
     net = hydra.utils.instantiate(wrap)(hydra.utils.instantiate(cfg.net))
     return hydra.utils.instantiate(cfg, net=net)
+
+
+def describe_model(cfg: DictConfig, name: str | None) -> str:
+    """``vimh_cnn_16k <...MultiheadModule> with net <...SpectralCNN>``: the task module
+    is shared by many model configs, so the name and the net tell them apart."""
+    net = cfg.get("net")
+    with_net = (
+        f" with net <{net._target_}>" if isinstance(net, DictConfig) and net.get("_target_") else ""
+    )
+    return f"{name + ' ' if name else ''}<{cfg._target_}>{with_net}"
 
 
 def default_model_summary(callbacks: list[Callback], trainer_cfg: DictConfig) -> list[Callback]:

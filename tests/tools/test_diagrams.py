@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
+import logging
 import re
 import struct
 from pathlib import Path
@@ -89,6 +90,26 @@ def test_comparison_counts_parameters_and_flops_on_one_sample(
     assert float(rows["vimh_vit_38k"]["mflops_per_sample"]) == pytest.approx(per_sample, rel=0.01)
     assert (tmp_path / "compare.png").stat().st_size > 10_000
     assert "| vimh_cnn_16k | SpectralCNN | 11,842 |" in (tmp_path / "compare.md").read_text()
+
+
+def test_comparison_log_names_the_model_config_each_line_builds(
+    data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """make tdss built ten models under ten identical lines "Instantiating model
+    <...MultiheadModule>": each line names its model config and net."""
+    archs = "architectures=[vimh_cnn_16k,vimh_cnn_64k,vimh_mlp]"
+    cfg = diagram_cfg(data_dir, tmp_path, "diagram=compare", archs)
+    with caplog.at_level(logging.INFO, logger="src.utils.instantiators"):
+        diagrams.architectures(cfg)
+    lines = [r.getMessage() for r in caplog.records if "Instantiating model" in r.getMessage()]
+    assert lines == [
+        "Instantiating model vimh_cnn_16k <src.models.multihead_module.MultiheadModule> "
+        "with net <src.vimh.spectral_cnn.SpectralCNN>",
+        "Instantiating model vimh_cnn_64k <src.models.multihead_module.MultiheadModule> "
+        "with net <src.vimh.spectral_cnn.SpectralCNN>",
+        "Instantiating model vimh_mlp <src.models.multihead_module.MultiheadModule> "
+        "with net <src.vimh.spectral_mlp.SpectralMLP>",
+    ]
 
 
 def test_graph_without_graphviz_says_how_to_install_it(
