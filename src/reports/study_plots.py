@@ -60,6 +60,35 @@ def sized_contour(figure: Any, searched: set[str]) -> Any:
     return figure
 
 
+def readable_slice(figure: Any, colorscale: str = "Viridis") -> Any:
+    """Optuna's slice plot with a categorical parameter's choices as written (``adam``):
+    Optuna labels them with their Python repr (``'adam'``, quotes and all). Its trials are
+    coloured by number on a scale that starts at white (trial 0 was a white dot on the
+    pale panel): here on ``colorscale``, whose light end is still seen."""
+
+    def plain(label: Any) -> Any:
+        text = str(label)
+        quoted = len(text) > 1 and text[0] == text[-1] and text[0] in "'\""
+        return text[1:-1] if quoted else label
+
+    unquoted: set[str] = set()  # the axes whose labels lose their quotes (1 and '1' stay apart)
+    for key in figure.layout:
+        axis = figure.layout[key] if key.startswith("xaxis") else None
+        if axis is not None and axis.categoryarray is not None:
+            labels = [plain(label) for label in axis.categoryarray]
+            if len(set(map(str, labels))) == len(labels):
+                axis.categoryarray = labels
+                unquoted.add(key)
+    for trace in figure.data:
+        if trace.type != "scatter":
+            continue
+        if trace.x is not None and ("xaxis" + (trace.xaxis or "x")[1:]) in unquoted:
+            trace.x = [plain(x) for x in trace.x]
+        if trace.marker.colorscale:
+            trace.marker.colorscale = colorscale
+    return figure
+
+
 def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, Any]:
     """The plotly figures of the report, by file name (without ``.html``); ``ranked``:
     importances can be computed (2 complete trials or more)."""
@@ -85,7 +114,7 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
             figures[f"param_importances{suffix}"] = vis.plot_param_importances(
                 study, evaluator=evaluator, **on
             )
-        figures[f"slice{suffix}"] = vis.plot_slice(study, **on)
+        figures[f"slice{suffix}"] = readable_slice(vis.plot_slice(study, **on))
         # Optuna's scale starts at white: the trial at that end was a white line on white
         figures[f"parallel_coordinate{suffix}"] = recolour_parallel_coordinate(
             vis.plot_parallel_coordinate(study, **on)

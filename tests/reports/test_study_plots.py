@@ -9,6 +9,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+from plotly.colors import hex_to_rgb
 
 from src.reports.study_plots import plots
 
@@ -71,3 +72,20 @@ def test_epochs_are_whole_numbers(study: optuna.Study) -> None:
     figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["intermediate_values"]
     assert figure.layout.xaxis.title.text == "epoch"
     assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 0
+
+
+def test_slice_shows_choices_as_written_and_every_trial_on_the_page(study: optuna.Study) -> None:
+    """Optuna's slice plot wrote a categorical parameter's choices as Python reprs ('adam',
+    'sgd', quotes and all) and coloured the trials on a scale from white: trial 0 was a white
+    dot on the pale panel."""
+    figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["slice"]
+    shown = {str(x) for t in figure.data if t.type == "scatter" and t.x is not None for x in t.x}
+    assert {"adam", "sgd"} <= shown and not any("'" in x for x in shown), shown
+    axes = [figure.layout[k] for k in figure.layout if k.startswith("xaxis")]
+    orders = [list(a.categoryarray) for a in axes if a.categoryarray is not None]
+    assert ["adam", "sgd"] in orders, orders
+    for trace in figure.data:
+        if trace.type == "scatter" and trace.marker.colorscale:
+            # the scale's lightest colour is still seen on plotly's pale grey panel
+            for _, colour in trace.marker.colorscale:
+                assert sum(hex_to_rgb(colour) if colour.startswith("#") else rgb(colour)) < 600
