@@ -103,6 +103,9 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     searched = {param for trial in complete for param in trial.params}
+    # a parameter every complete trial gave one value has no contour: Optuna drew its
+    # panels empty and warned once per pair it is in, each way (12 lines for one of 7)
+    varied = sorted(p for p in searched if len({repr(t.params.get(p)) for t in complete}) > 1)
     figures = {}
     if len(names) > 1 and len(names) <= 3:
         figures["pareto_front"] = vis.plot_pareto_front(study, target_names=names)
@@ -119,8 +122,9 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
         figures[f"parallel_coordinate{suffix}"] = recolour_parallel_coordinate(
             vis.plot_parallel_coordinate(study, **on)
         )
-        if len(searched) > 1:  # a contour per pair of parameters
-            figures[f"contour{suffix}"] = sized_contour(vis.plot_contour(study, **on), searched)
+        if len(varied) > 1:  # a contour per pair of parameters
+            contour = vis.plot_contour(study, params=varied, **on)
+            figures[f"contour{suffix}"] = sized_contour(contour, set(varied))
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         # what the jobs report (src/callbacks/optuna_trial.py): the first optimized metric
         # after each validation epoch; Optuna's axes say "Step" and "Intermediate Value"

@@ -89,3 +89,26 @@ def test_slice_shows_choices_as_written_and_every_trial_on_the_page(study: optun
             # the scale's lightest colour is still seen on plotly's pale grey panel
             for _, colour in trace.marker.colorscale:
                 assert sum(hex_to_rgb(colour) if colour.startswith("#") else rgb(colour)) < 600
+
+
+def test_a_parameter_of_one_value_is_no_contour_and_no_warning(study: optuna.Study) -> None:
+    """Four trials that all chose adamw: Optuna's contour matrix warned "Param
+    model/optimizer unique value length is less than 2." twelve times (once per pair it
+    is in, each way) and drew those panels empty. That parameter has no contour."""
+    import logging
+
+    one = optuna.create_study(study_name="s", direction="maximize")
+    for trial in study.trials[::2]:  # adam only
+        one.add_trial(trial)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        figure = plots(one, ["val/acc_best"], seed=0, ranked=False)["contour"]
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+    titles = {figure.layout[k].title.text for k in figure.layout if k.startswith("xaxis")}
+    titles.discard(None)  # the panels inside the matrix carry no title
+    assert titles == {"model.optimizer.lr", "model.net.lin1_size", "model.net.lin2_size"}
