@@ -198,3 +198,22 @@ def test_a_disabled_bar_passes_over_validation_batches() -> None:
     bar = RichProgressBar()
     bar.disable()
     bar.on_validation_batch_end(None, None, None, None, batch_idx=0)  # no AssertionError
+
+
+def test_the_speed_column_of_a_stage_of_one_step_is_its_rate() -> None:
+    """rich has no speed for a task advanced once (it measures between updates): the
+    column said 0.00it/s for a one-batch stage (fast_dev_run, a one-row prediction)."""
+    from rich.progress import Progress
+
+    from src.callbacks.progress_bar import SpeedColumn
+
+    column = SpeedColumn(style="white")
+    with Progress(column, disable=True) as progress:
+        idle = progress.add_task("Predicting", total=1)
+        assert str(column.render(progress.tasks[idle])) == ""  # nothing done: no figure
+        progress.advance(idle)
+        progress.stop_task(idle)
+        task = progress.tasks[idle]
+        assert task.speed is None  # rich's own estimate
+        shown = str(column.render(task))
+        assert re.fullmatch(r"\d+\.\d\dit/s", shown) and shown != "0.00it/s", shown

@@ -15,6 +15,9 @@ a second at ``refresh_rate: 1``, about 1 s a run (0.98 s of a 15-epoch digits ru
 profiled; a sweep trial lasts ~3 s). This bar replaces the thread, as each stage
 starts, by one that waits on its stop event.
 
+A stage of one batch shows its rate (Lightning's bar said ``0.00it/s``: rich measures
+speed between updates, and there was one).
+
 And it shows the logger's version as the whole number it is (``v_num: 3``, not
 ``v_num: 3.000``), and each epoch with its own training metrics (Lightning's bar read
 them before the module had logged them: each epoch showed the previous one's
@@ -36,6 +39,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import (
+    ProcessingSpeedColumn,
     RichProgressBarTheme,
     _RefreshThread,
 )
@@ -53,6 +57,21 @@ class PromptRefreshThread(_RefreshThread):
                 with self.live._lock:
                     self.live.refresh()
                 self.refresh_cond = False
+
+
+class SpeedColumn(ProcessingSpeedColumn):
+    """Lightning's ``it/s`` column, with the rate of a stage rich has no speed for: rich
+    measures between updates, so a stage of one batch (``fast_dev_run``, a one-row
+    prediction) said ``0.00it/s``. Its rate is then the batches done over the time taken;
+    before the first batch the column is blank."""
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        speed = task.speed
+        if speed is None and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed
+        return Text("" if speed is None else f"{speed:>.2f}it/s", style=self.style)
 
 
 LOG_WIDTH = 160  # a log file's line: the bar's columns and a metric beside them
@@ -100,6 +119,12 @@ class RichProgressBar(LightningRichProgressBar):
             slow.stop()
             live._refresh_thread = PromptRefreshThread(live, slow.refresh_per_second)
             live._refresh_thread.start()
+
+    def configure_columns(self, trainer: Any) -> list:
+        return [
+            SpeedColumn(style=c.style) if isinstance(c, ProcessingSpeedColumn) else c
+            for c in super().configure_columns(trainer)
+        ]
 
     def _due(self, batch_idx: int, batches: int | float) -> bool:
         now = time.monotonic()

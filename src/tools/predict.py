@@ -95,6 +95,16 @@ def restore(cfg: DictConfig) -> tuple[Any, LightningModule]:
     return datamodule, run.model(datamodule)
 
 
+def progress_bar(cfg: DictConfig) -> list[Any]:
+    """This template's bar (src/callbacks/progress_bar.py), not Lightning's default: a
+    prediction of one batch showed ``0.00it/s``. None where the trainer shows no bar."""
+    if cfg.trainer.get("enable_progress_bar", True) is False:
+        return []
+    from src.callbacks.progress_bar import RichProgressBar
+
+    return [RichProgressBar()]
+
+
 def write_table(table: pd.DataFrame, output: Path, overwrite: bool) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output, index=False, mode="w" if overwrite else "x")
@@ -135,7 +145,7 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if clashes:
         raise UserInputError(f"{source} already has the column(s) {clashes}: rename them.")
     x = datamodule.rows_to_inputs(rows, source)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=progress_bar(cfg))
     batches = trainer.predict(model, dataloaders=tensor_loader((x,), datamodule.batch_size))
     predictions = torch.cat(batches).double().numpy()
     for i, name in enumerate(names):

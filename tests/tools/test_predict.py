@@ -4,6 +4,7 @@ the checkpoint's own scaling; and every kind of bad input as one clear message."
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,19 @@ def test_checkpoint_of_other_data_or_model(diabetes_run, tmp_path: Path) -> None
         predict_in_process(
             tmp_path / "c", f"ckpt_path={best}", "data=digits", "model=mlp", features
         )
+
+
+def test_the_progress_bar_of_one_batch_shows_its_rate(diabetes_run, tmp_path: Path) -> None:
+    """A prediction of one batch (a row, a small table held in memory) showed `1/1 ...
+    0.00it/s`: rich measures a speed from two updates or more, and Lightning's column
+    printed 0.00 without one."""
+    run_dir, _, _ = diabetes_run
+    row = [50, 1, 25, 90, 180, 100, 50, 4, 4.5, 90]
+    done = run_cli(
+        "tools/predict.py", f"run_dir={run_dir}", f"+features={row}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    bar = [line for line in done.stdout.splitlines() if line.startswith("Predicting")]
+    assert bar and re.search(r"1/1 .* \d+\.\d\dit/s", bar[-1]), done.stdout[-2000:]
+    assert "0.00it/s" not in done.stdout
