@@ -217,3 +217,22 @@ def test_the_speed_column_of_a_stage_of_one_step_is_its_rate() -> None:
         assert task.speed is None  # rich's own estimate
         shown = str(column.render(task))
         assert re.fullmatch(r"\d+\.\d\dit/s", shown) and shown != "0.00it/s", shown
+
+
+def test_the_bar_shows_the_version_number_of_several_loggers() -> None:
+    """logger=many_loggers (CSV, TensorBoard, MLflow): Lightning joins the versions, 0 and
+    the MLflow run id, and shows the last four characters, "v_num: c32b". The bar shows the
+    version number, as with CSV or TensorBoard alone."""
+    from types import SimpleNamespace
+
+    from src.callbacks.progress_bar import RichProgressBar
+
+    def shown(*versions: object) -> object:
+        loggers = [SimpleNamespace(version=v) for v in versions]
+        trainer = SimpleNamespace(loggers=loggers, progress_bar_metrics={})
+        return RichProgressBar().get_metrics(trainer, None).get("v_num")
+
+    assert shown(3, 3, "5f2d0b9a7c1e4e0c9b6a8d7e2f1ac32b") == "3"
+    assert shown("5f2d0b9a7c1e4e0c9b6a8d7e2f1ac32b", 2) == "2"  # the first number
+    assert shown(4) == "4"
+    assert shown("abc123", "ffee99") == "ee99"  # no number: Lightning's tail of the ids

@@ -19,7 +19,8 @@ A stage of one batch shows its rate (Lightning's bar said ``0.00it/s``: rich mea
 speed between updates, and there was one).
 
 And it shows the logger's version as the whole number it is (``v_num: 3``, not
-``v_num: 3.000``), and each epoch with its own training metrics (Lightning's bar read
+``v_num: 3.000``; with several loggers the CSV or TensorBoard number, not the tail of an
+MLflow run id), and each epoch with its own training metrics (Lightning's bar read
 them before the module had logged them: each epoch showed the previous one's
 ``train/loss``).
 
@@ -168,6 +169,12 @@ class RichProgressBar(LightningRichProgressBar):
 
     def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
+        # several loggers: Lightning joins their versions ("0_<MLflow run id>") and shows
+        # the last 4 characters, an MLflow run id's tail; the version number is the first
+        # logger's that has one (CSV, TensorBoard)
+        numbers = [lg.version for lg in trainer.loggers if isinstance(lg.version, int)]
+        if len(trainer.loggers) > 1 and numbers and "v_num" not in trainer.progress_bar_metrics:
+            items["v_num"] = numbers[0]
         # the logger's version is a count; the bar's metric column formats every number
         # as a metric (".3f"), which showed "v_num: 0.000". A str is shown as it is.
         if isinstance(items.get("v_num"), int):
