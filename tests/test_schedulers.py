@@ -252,3 +252,25 @@ def test_swa_callback_averages_the_epochs(tmp_path: Path) -> None:
     mean = [sum(ws) / 3 for ws in zip(*epochs, strict=True)]
     for got, want in zip(model.net.parameters(), mean, strict=True):
         torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-6)
+
+
+def test_plateau_steps_on_the_epochs_that_validate(tmp_path: Path) -> None:
+    """``trainer.check_val_every_n_epoch=2``: ReduceLROnPlateau steps after epochs 2, 4, 6,
+    on their val/loss (Lightning stopped the run after epoch 1: no val/loss to watch)."""
+    cfg = compose_config(
+        "train.yaml",
+        [
+            "model/scheduler=plateau",
+            "model.scheduler.patience=0",
+            "+model.scheduler.threshold=10",  # no epoch counts as better: each step reduces
+            "trainer.max_epochs=6",
+            "trainer.check_val_every_n_epoch=2",
+            "test=false",
+        ],
+        tmp_path,
+    )
+    _, objects = train(cfg)
+    (config,) = objects["trainer"].lr_scheduler_configs
+    assert config.scheduler.last_epoch == 3
+    lr = objects["trainer"].optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(cfg.model.optimizer.lr * 0.1**3)

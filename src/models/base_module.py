@@ -299,9 +299,20 @@ class BaseLitModule(LightningModule):
                 "scheduler": scheduler,
                 "monitor": self.hparams.scheduler_monitor,
                 "interval": interval,
-                "frequency": 1,
+                "frequency": self._epochs_between_steps(scheduler, interval),
             },
         }
+
+    def _epochs_between_steps(self, scheduler: Any, interval: str) -> int:
+        """1, or for ``ReduceLROnPlateau`` under ``trainer.check_val_every_n_epoch=N``, N: it
+        watches a validation metric, which the epochs between validations lack (Lightning
+        stopped the run there: "conditioned on metric val/loss which is not available")."""
+        from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+        every = getattr(self._trainer, "check_val_every_n_epoch", None)
+        if interval == "epoch" and isinstance(scheduler, ReduceLROnPlateau) and every:
+            return int(every)
+        return 1
 
     def on_train_epoch_start(self) -> None:
         # a new epoch starts from nothing (not a run resumed mid-epoch: Lightning does not
