@@ -25,6 +25,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the model, then test the best checkpoint. Returns (metrics, objects)."""
     import lightning as L
 
+    from src.callbacks.optimized_metric import OptimizedMetricCheck
     from src.utils.batchnorm import fit_batches_to_batchnorm
     from src.utils.checkpoints import (
         check_checkpoint_file,
@@ -54,7 +55,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    objects = instantiate_run(cfg)
+    # a misspelt optimized_metric fails after the first validated epoch, not after the run
+    metric = cfg.get("optimized_metric")
+    objects = instantiate_run(cfg, [OptimizedMetricCheck(metric)] if metric else [])
     model, datamodule, trainer = objects["model"], objects["datamodule"], objects["trainer"]
     fit_batches_to_batchnorm(model, datamodule)
     write_run_metadata(cfg.paths.output_dir, cfg.paths.root_dir, trainer)
@@ -91,15 +94,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @entry_point("train.yaml")  # config checks, extras, one message for a user error: utils/entry_point
 def main(cfg: DictConfig) -> float | list[float] | None:
+    from src.utils.errors import MetricNotLoggedError
     from src.utils.loggers import report_optimized_metric
     from src.utils.logging_utils import count_parameters
+    from src.utils.run_status import mark_failed
     from src.utils.run_summary import get_metric_value, print_summary
 
     with multirun_job_as_single_run(__file__):  # DDP's extra ranks re-run this job alone
         metric_dict, objects = train(cfg)
     # the parameter counts can be objectives too: optimized_metric=[val/acc_best, model/params/total]
     objectives = {**metric_dict, **count_parameters(objects["model"])}
-    value = get_metric_value(objectives, cfg.get("optimized_metric"))
+    try:
+        value = get_metric_value(objectives, cfg.get("optimized_metric"))
+    except MetricNotLoggedError as error:  # the run trained, but it failed its sweep
+        mark_failed(cfg.paths.output_dir, error)
+        raise
     report_optimized_metric(objects["trainer"], objectives, cfg.get("optimized_metric"))
     print_summary(metric_dict, cfg.paths.output_dir)
     return value

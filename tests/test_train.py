@@ -116,3 +116,33 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert set(resumed) == set(straight)
     for key, value in straight.items():
         assert resumed[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_a_misspelt_optimized_metric_stops_after_the_first_validated_epoch(
+    tmp_path: Path,
+) -> None:
+    from src.utils.errors import MetricNotLoggedError
+    from src.utils.run_status import read_status
+
+    cfg = compose_config(
+        "train.yaml", ["trainer.max_epochs=5", "optimized_metric=val/acc_bets"], tmp_path
+    )
+    with pytest.raises(MetricNotLoggedError, match=r"\['val/acc_bets'\].*in epoch 0"):
+        train(cfg)
+    status = read_status(tmp_path)
+    assert status["status"] == "failed" and "val/acc_bets" in status["error"]
+    lines = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+    epochs = {row.split(",")[lines[0].split(",").index("epoch")] for row in lines[1:]}
+    assert epochs == {"0"}  # four of the five epochs were not trained
+
+
+def test_train_and_test_metrics_pass_the_early_optimized_metric_check(tmp_path: Path) -> None:
+    # train/acc is logged after validation (the module's on_train_epoch_end), test/acc after fit
+    cfg = compose_config(
+        "train.yaml",
+        ["trainer.max_epochs=2", "optimized_metric=[train/acc,test/acc,model/params/total]"],
+        tmp_path,
+    )
+    metrics, objects = train(cfg)
+    assert objects["trainer"].current_epoch == 2 and "test/acc" in metrics
+

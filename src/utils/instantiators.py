@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import hydra
@@ -135,8 +136,9 @@ def default_model_summary(callbacks: list[Callback], trainer_cfg: DictConfig) ->
     return [ModelSummary(max_depth=1)]
 
 
-def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
-    """Data module, model, callbacks, loggers and trainer of a run, in that order."""
+def instantiate_run(cfg: DictConfig, more_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Data module, model, callbacks, loggers and trainer of a run, in that order;
+    ``more_callbacks`` are the entry point's own (src/train.py's metric check)."""
     log.info(f"Instantiating datamodule <{cfg.data._target_}>")
     # the data module that answers the model config's ${data_spec:...} values
     datamodule: LightningDataModule = build_datamodule(cfg.data)
@@ -144,6 +146,7 @@ def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # a job of an Optuna sweep reports to its trial
     callbacks += default_model_summary(callbacks, cfg.trainer)
+    callbacks += more_callbacks
     loggers = instantiate_loggers(cfg.get("logger"))
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
     # checkpoints are written atomically (src/utils/checkpoint_io.py) whatever the plug-ins

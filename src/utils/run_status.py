@@ -43,6 +43,15 @@ def write_status(output_dir: str, status: dict[str, Any]) -> None:
     write_json(Path(output_dir) / STATUS_FILE, status)
 
 
+def mark_failed(output_dir: str, error: Exception) -> None:
+    """Record as failed a run whose task finished but whose entry point then failed (its
+    ``optimized_metric`` was not logged): the metrics it logged stay in the status."""
+    status = read_status(output_dir)
+    write_status(
+        output_dir, {**status, "status": "failed", "error": f"{type(error).__name__}: {error}"}
+    )
+
+
 def read_status(run_dir: str | Path) -> dict[str, Any]:
     """The run's status; ``{"status": "damaged", ...}`` for a file that is not a JSON object
     (truncated by a full disk, edited by hand), ``{}`` without one."""
