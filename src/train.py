@@ -82,6 +82,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             checkpoints.dirpath if checkpoints else None,
             checkpoints.best_model_path if checkpoints else "",
         )
+        if not cfg.get("train") and cfg.get("ckpt_path"):  # train=false: the one given
+            ckpt_path = cfg.ckpt_path
         if not ckpt_path:
             log.warning("No best checkpoint found: testing the current weights.")
             ckpt_path = None

@@ -146,3 +146,14 @@ def test_train_and_test_metrics_pass_the_early_optimized_metric_check(tmp_path: 
     metrics, objects = train(cfg)
     assert objects["trainer"].current_epoch == 2 and "test/acc" in metrics
 
+
+def test_train_false_tests_the_checkpoint_given(tmp_path: Path) -> None:
+    """``train=false ckpt_path=<ckpt>`` (train.yaml: "only test") tests that checkpoint's
+    weights: it tested a freshly initialised model (test/acc near 0.1)."""
+    cfg = compose_config("train.yaml", ["trainer.max_epochs=2"], tmp_path / "a")
+    trained, objects = train(cfg)
+    best = objects["trainer"].checkpoint_callback.best_model_path
+    cfg = compose_config("train.yaml", ["train=false", f"ckpt_path={best}"], tmp_path / "b")
+    tested, _ = train(cfg)
+    assert float(trained["test/acc"]) > 0.9
+    assert float(tested["test/acc"]) == pytest.approx(float(trained["test/acc"]))
