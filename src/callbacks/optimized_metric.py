@@ -34,6 +34,7 @@ class OptimizedMetricCheck(Callback):
     """
 
     def __init__(self, names: str | Sequence[str]) -> None:
+        self.shown = names if isinstance(names, str) else list(names)  # as get_metric_value
         names = [names] if isinstance(names, str) else list(names)
         self.names = [name for name in names if not name.startswith(AFTER_FIT)]
         self.validated = False
@@ -50,8 +51,9 @@ class OptimizedMetricCheck(Callback):
         missing = [name for name in self.names if name not in trainer.callback_metrics]
         if missing:
             raise MetricNotLoggedError(
-                f"optimized_metric names {missing}, which this run did not log in epoch "
-                f"{trainer.current_epoch - 1}: it would fail at the end, after all its training. "
+                f"optimized_metric={self.shown} names {missing}, which this run did not log "
+                f"in epoch {trainer.current_epoch - 1}: it would fail at the end, after all its "
+                "training. "
                 f"Logged metrics: {sorted(trainer.callback_metrics)}. Set optimized_metric to "
                 "one of them (or a list of them)."
             )
