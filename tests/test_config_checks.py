@@ -71,3 +71,20 @@ def test_cli_stops_before_importing_lightning() -> None:
     assert "EXIT 1 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     assert "data.batch_size='abc' must be an integer >= 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_multirun_job_with_a_wrong_value_is_recorded_failed(tmp_path: Path) -> None:
+    """Hydra makes a multirun job's directory before the job runs: a job the checks refuse
+    says why in its run_status.json (it was a run of unknown status, listed by inspect_runs)."""
+    import json
+
+    from tests.conftest import run_cli
+
+    done = run_cli(
+        "train.py", "-m", "model.optimizer.lr=0.01,-1", "debug=fdr", f"paths.log_dir={tmp_path}"
+    )
+    assert "model.optimizer.lr=-1 must be a number >= 0" in done.stderr
+    (multirun,) = tmp_path.glob("*/multiruns/*")
+    statuses = [json.loads((multirun / job / "run_status.json").read_text()) for job in "01"]
+    assert statuses[0]["status"] == "finished"
+    assert statuses[1]["status"] == "failed" and "lr=-1" in statuses[1]["error"]

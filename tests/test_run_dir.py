@@ -182,3 +182,22 @@ def test_a_resume_that_would_stop_at_once_leaves_its_run_as_it_was(
     if saved == "finished":  # an epoch left: the run resumes in place
         ProtectRunDir().on_run_start(config)
         assert (run_dir / ".hydra" / "history" / "001" / "config.yaml").is_file()
+
+
+def test_a_bad_value_stops_before_a_run_directory_is_made_or_rewritten(tmp_path: Path) -> None:
+    """A value config_checks refuses left an empty run (saved config, no status) in
+    logs/; in a resume it rewrote the saved config of the run it was to resume."""
+    done = run_cli("train.py", f"paths.log_dir={tmp_path}", "trainer.max_epochs=-3")
+    assert done.returncode == 1 and "trainer.max_epochs=-3 must be" in done.stderr
+    assert not (tmp_path / "train").exists()
+    run_dir = tmp_path / "resA"
+    _old_run(run_dir)
+    before = _fingerprint(run_dir)
+    done = run_cli(
+        "train.py",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={run_dir}",
+        "model.optimizer.lr=-1",
+    )
+    assert done.returncode == 1 and "model.optimizer.lr=-1 must be" in done.stderr
+    assert _fingerprint(run_dir) == before

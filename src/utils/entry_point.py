@@ -14,7 +14,9 @@ What it does, in order, so no script spells it out again:
    ``--help`` prints the script's own options (``src/utils/tool_help.py``); a single run
    composes its config once (``src/utils/compose_once.py``);
 2. in a config that runs a trainer (it has a ``trainer`` node), the types and ranges of
-   its main values (``src/utils/config_checks.py``), before anything heavy is imported;
+   its main values (``src/utils/config_checks.py``), before anything heavy is imported
+   (a single run was checked before Hydra made its directory; a multirun job refused
+   here records ``failed`` in the directory Hydra made for it);
 3. ``extras(cfg)`` (``src/utils/extras.py``: known-noise filters, tags, config tree) when
    the composed config has an ``extras`` node and the script does not say
    ``extras=False`` (a report that composes train.yaml only to read it); a light tool
@@ -43,9 +45,23 @@ from omegaconf import DictConfig
 
 from src.utils import tool_help
 from src.utils.compose_once import composed_once
-from src.utils.errors import exit_on_user_error
+from src.utils.errors import UserInputError, exit_on_user_error, in_multirun
 
 CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def _record_refused_job(error: UserInputError) -> None:
+    """A job of a multirun refused by the config checks: Hydra has made its directory
+    (a single run is refused before that, by ``src.utils.run_dir.ProtectRunDir``), which
+    says so in its ``run_status.json`` rather than stay a run of unknown status."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return
+    from src.utils.run_status import write_status
+
+    status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    write_status(HydraConfig.get().runtime.output_dir, status)
 
 
 def entry_point(
@@ -59,7 +75,11 @@ def entry_point(
             if "trainer" in cfg:
                 from src.utils.config_checks import check_config
 
-                check_config(cfg)
+                try:
+                    check_config(cfg)
+                except UserInputError as error:
+                    _record_refused_job(error)
+                    raise
             if extras and cfg.get("extras") is not None:
                 from src.utils.extras import extras as run_extras
 

@@ -10,7 +10,8 @@ in ``.hydra/history/<n>/`` so every configuration the run had stays on disk, wit
 run's status and metadata of that moment. A resume that fails before it has saved a
 checkpoint (the checkpoint does not fit the changed model, a bad setting) puts them
 back (``undo_failed_resume``): the run is left as it was, its config the one its
-checkpoints were trained with.
+checkpoints were trained with. Before all that it runs the config checks
+(``src/utils/config_checks.py``), so a wrong value makes no directory and rewrites none.
 
 DDP's extra ranks (1..N-1) join the directory their rank 0 has just made, so
 they skip the check, but only on evidence that they are such ranks, never on a
@@ -185,6 +186,21 @@ def joins_rank_zero(run_dir: Path) -> bool:
     return launched and (not run_dir.is_dir() or _fresh(run_dir))
 
 
+def _config_problem(config: DictConfig) -> str | None:
+    """What ``src.utils.config_checks`` finds wrong in a config that runs a trainer (the
+    entry point checks the same again, for the jobs of a multirun)."""
+    if "trainer" not in config:
+        return None
+    from src.utils.config_checks import check_config
+    from src.utils.errors import UserInputError
+
+    try:
+        check_config(config)
+    except UserInputError as error:
+        return str(error)
+    return None
+
+
 class ProtectRunDir(Callback):
     """Hydra callback (``hydra.callbacks.protect_run_dir``): see the module docstring."""
 
@@ -195,7 +211,11 @@ class ProtectRunDir(Callback):
         if joins_rank_zero(run_dir):  # DDP rank 1..: the directory its rank 0 has just made
             return
         trainer = config.get("trainer") if config.get("train") else None
-        problem = check_run_dir(run_dir, config.get("ckpt_path"), trainer)
+        # a bad value stops the run before Hydra makes its directory (or, for a resume,
+        # rewrites the saved config of the run it would resume)
+        problem = _config_problem(config) or check_run_dir(
+            run_dir, config.get("ckpt_path"), trainer
+        )
         if problem:
             print(f"Error: {problem}", file=sys.stderr, flush=True)
             raise SystemExit(1)
