@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback
 
 from src.train import train
 from tests.conftest import ROOT, compose_config
@@ -400,3 +401,41 @@ def test_a_resume_that_fails_before_a_checkpoint_leaves_the_run_as_it_was(
         ".hydra/config.yaml"
     ]
     assert json.loads((run_dir / "run_status.json").read_text())["status"] == "finished"
+
+
+class ZeroWeights(Callback):
+    """Zero the net's weights when training starts (after the resume restored them): the
+    resumed run's own epochs then learn next to nothing."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        with torch.no_grad():
+            for parameter in pl_module.net.parameters():
+                parameter.zero_()
+
+
+def test_a_resume_into_a_new_directory_keeps_the_best_epoch_of_the_whole_training(
+    tmp_path: Path,
+) -> None:
+    """The README's resume (a new, timestamped directory) compares its epochs with the
+    earlier run's best: it tested its own best epoch, far worse than the earlier best
+    that its val/acc_best reported."""
+    first = compose_config("train.yaml", ["trainer.max_epochs=2", "test=false"], tmp_path / "a")
+    _, objects = train(first)
+    earlier_best = Path(objects["trainer"].checkpoint_callback.best_model_path)
+    before = earlier_best.read_bytes()
+    resumed = compose_config(
+        "train.yaml",
+        [
+            "trainer.max_epochs=3",
+            f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}",
+            "+callbacks.zero._target_=tests.test_resume.ZeroWeights",
+        ],
+        tmp_path / "b",
+    )
+    metrics, objects = train(resumed)
+    checkpoints = objects["trainer"].checkpoint_callback
+    assert float(metrics["val/acc"]) < 0.5  # the zeroed epoch learned next to nothing
+    assert Path(checkpoints.best_model_path) == tmp_path / "b" / "checkpoints" / earlier_best.name
+    assert float(checkpoints.best_model_score) == pytest.approx(float(metrics["val/acc_best"]))
+    assert float(metrics["test/acc"]) > 0.9  # the earlier best epoch was tested
+    assert earlier_best.read_bytes() == before  # the earlier run keeps its checkpoint

@@ -22,10 +22,19 @@ every time but the first), it becomes a hard link to that file instead of being
 serialised and written again: one write a checkpoint instead of two (a ResNet-18
 with Adam: 140 MB). In one process, on a local filesystem that has hard links;
 anywhere else it is written as before.
+
+A run resumed into a new directory (``ckpt_path=<run>/checkpoints/last.ckpt`` without
+``hydra.run.dir``, the README's resume) carries its best checkpoints over: they are
+linked (copied where links are not possible) into the new ``checkpoints/`` and the
+callback's state follows them. Lightning restores only ``best_model_path`` when the
+directory changed (deleting top-k files of another run would be worse), so the new run
+compared its epochs with none of the earlier ones: it tested its own best epoch, worse
+than the one its restored ``val/acc_best`` reported.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from weakref import proxy
 
@@ -33,9 +42,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 
 from src.callbacks.state_key import FixedStateKey
-from src.utils.atomic import DiskFullError, link_file
+from src.utils.atomic import DiskFullError, link_file, write_bytes
 from src.utils.checkpoint_io import AtomicCheckpointIO
-from src.utils.logging_utils import RankedLogger
+from src.utils.logging_utils import RankedLogger, current_rank
 
 log = RankedLogger(__name__)
 
@@ -142,6 +151,42 @@ class RunCheckpoint(FixedStateKey, ModelCheckpoint):
                 f"{type(exception).__name__} at epoch {trainer.current_epoch}, step "
                 f"{trainer.global_step}: resume point saved to {self.last_model_path}"
             )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+        if self.dirpath and saved_dir and str(saved_dir) != str(self.dirpath):
+            state_dict = self._carried_over(state_dict)
+        super().load_state_dict(state_dict)
+
+    def _carried_over(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` of a run in another directory, its top-k checkpoints brought into this
+        one (rank 0 links them; every rank takes the new paths). Unchanged, so Lightning
+        keeps only the best path, when one of them is gone."""
+        best_k = {Path(path): score for path, score in state.get("best_k_models", {}).items()}
+        if not best_k or not all(path.is_file() for path in best_k):
+            return state
+        here = Path(self.dirpath)
+        moved = {str(path): here / path.name for path in best_k}
+        if current_rank() == 0:
+            here.mkdir(parents=True, exist_ok=True)
+            for source, target in moved.items():
+                try:
+                    link_file(source, target)
+                except OSError:  # another filesystem, or none with hard links
+                    write_bytes(target, Path(source).read_bytes())
+            names = ", ".join(sorted(target.name for target in moved.values()))
+            log.info(
+                f"Resumed from a run in {state['dirpath']}: its best checkpoints ({names}) "
+                f"are in {here} too, so this run's epochs are compared with them."
+            )
+        return {
+            **state,
+            "dirpath": self.dirpath,
+            "best_k_models": {str(moved[str(path)]): score for path, score in best_k.items()},
+            "best_model_path": str(moved.get(state.get("best_model_path", ""), "")),
+            "kth_best_model_path": str(moved.get(state.get("kth_best_model_path", ""), "")),
+            "last_model_path": "",  # this run writes its own
+        }
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
         """A resume point written from inside the fit's validation: the validation loop's
