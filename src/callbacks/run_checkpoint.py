@@ -162,11 +162,11 @@ class RunCheckpoint(FixedStateKey, ModelCheckpoint):
         """``state`` of a run in another directory, its top-k checkpoints brought into this
         one (rank 0 links them; every rank takes the new paths). Unchanged, so Lightning
         keeps only the best path, when one of them is gone."""
-        best_k = {Path(path): score for path, score in state.get("best_k_models", {}).items()}
-        if not best_k or not all(path.is_file() for path in best_k):
+        best_k = {str(path): score for path, score in state.get("best_k_models", {}).items()}
+        if not best_k or not all(Path(path).is_file() for path in best_k):
             return state
         here = Path(self.dirpath)
-        moved = {str(path): here / path.name for path in best_k}
+        moved = {path: here / Path(path).name for path in best_k}
         if current_rank() == 0:
             here.mkdir(parents=True, exist_ok=True)
             for source, target in moved.items():
@@ -179,12 +179,13 @@ class RunCheckpoint(FixedStateKey, ModelCheckpoint):
                 f"Resumed from a run in {state['dirpath']}: its best checkpoints ({names}) "
                 f"are in {here} too, so this run's epochs are compared with them."
             )
+        best, kth = state.get("best_model_path", ""), state.get("kth_best_model_path", "")
         return {
             **state,
             "dirpath": self.dirpath,
-            "best_k_models": {str(moved[str(path)]): score for path, score in best_k.items()},
-            "best_model_path": str(moved.get(state.get("best_model_path", ""), "")),
-            "kth_best_model_path": str(moved.get(state.get("kth_best_model_path", ""), "")),
+            "best_k_models": {str(moved[path]): score for path, score in best_k.items()},
+            "best_model_path": str(moved.get(best, best)),
+            "kth_best_model_path": str(moved.get(kth, kth)),
             "last_model_path": "",  # this run writes its own
         }
 
