@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from src.data.components.splits import SPLITS, Split, split_sizes
@@ -165,6 +166,7 @@ class RegressionDataModule(InMemoryDataModule):
         names = self.scaling["feature_names"]
         check_columns(rows, names, source, f"The model takes these features: {', '.join(names)}.")
         advice = ("Give numbers only.", "Every feature of every row needs a finite value.")
-        values = numeric_columns(rows, names, source, advice=advice).to_numpy()
-        x = torch.from_numpy(values).float().reshape(-1, *self.scaling["input_shape"])
+        # a copy: pandas 3 hands out read-only views, which torch.from_numpy warns about
+        values = numeric_columns(rows, names, source, advice=advice).to_numpy(np.float32, copy=True)
+        x = torch.from_numpy(values).reshape(-1, *self.scaling["input_shape"])
         return self.scale_inputs(x)
