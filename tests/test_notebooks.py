@@ -59,6 +59,13 @@ def test_learning_curves_of_runs_without_the_metric_say_so(log_dir: Path) -> Non
     run_dirs = list(runs.list_runs(log_dir)["run_dir"])
     ax = runs.plot_learning_curves(run_dirs, metric="val/acc")
     assert len(ax.lines) == 3 and all(len(line.get_xdata()) >= 1 for line in ax.lines)
+    # the legend tells the runs apart: every run's paths.log_dir=<long tmp path> came first
+    # and the labels, cut to 60 characters, lost the lr the multirun's two jobs differ by
+    labels = [line.get_label() for line in ax.lines]
+    assert len(set(labels)) == 3, labels
+    assert sum("model.optimizer.lr=0.003" in label.split() for label in labels) == 1, labels
+    assert not any("paths.log_dir" in label for label in labels), labels
+    assert f"paths.log_dir={log_dir}" in ax.get_legend().get_title().get_text()  # shared: once
     # classification runs never logged val/r2: an error naming it, not an empty plot
     with pytest.raises(UserInputError, match="none of the 3 runs logged val/r2"):
         runs.plot_learning_curves(run_dirs, metric="val/r2")

@@ -96,11 +96,16 @@ def _task_of(run_dir: Path) -> str | None:
     return yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()).get("task_name")
 
 
-def run_label(run_dir: str | Path, width: int = 60) -> str:
-    """A legend label that tells runs apart: the run's overrides (its directory name when
-    it has none), cut to ``width`` characters."""
-    label = " ".join(_overrides(Path(run_dir))) or Path(run_dir).name
-    return label if len(label) <= width else label[: width - 3] + "..."
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def run_label(run_dir: str | Path, width: int = 60, leave_out: Any = ()) -> str:
+    """A legend label that tells runs apart: the run's overrides but those in ``leave_out``
+    (the ones every plotted run shares), its directory name when none is left, cut to
+    ``width`` characters."""
+    overrides = [o for o in _overrides(Path(run_dir)) if o not in leave_out]
+    return _cut(" ".join(overrides) or Path(run_dir).name, width)
 
 
 def list_runs(log_dir: str | Path = "logs") -> pd.DataFrame:
@@ -230,7 +235,9 @@ def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
 def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax: Any = None):
     """``metric`` against epoch for several runs on one set of axes; runs with no history
     of it (their CSV log; logger=tensorboard, mlflow or wandb alone write none) are left
-    out, named in a printed line, and none left is an error (not an empty plot)."""
+    out, named in a printed line, and none left is an error (not an empty plot). Each line
+    is labelled with the overrides that set its run apart; those all runs share head the
+    legend ("every run: ...")."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -251,13 +258,24 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
             "log (logger=csv or many_loggers writes one): "
             + "; ".join(str(run) for run in left_out)
         )
+    # the overrides every run shares (paths.log_dir=..., an experiment) go once into the
+    # legend's title: first in each label, they filled its 60 characters and the labels
+    # of runs that differ further on (the lr of a sweep's jobs) read the same
+    overrides = [_overrides(Path(run)) for run in curves]
+    shared = set.intersection(*map(set, overrides)) if len(curves) > 1 else set()
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for run, curve in curves.items():
-        ax.plot(curve.index, curve.values, marker="o", label=run_label(run))
+        label = run_label(run, leave_out=shared)
+        ax.plot(curve.index, curve.values, marker="o", label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 0.2, 0.4, ...
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
-    ax.legend(fontsize=7)
+    common = " ".join(o for o in overrides[0] if o in shared)
+    title = _cut(f"every run: {common}", 90) if common else None
+    # below the axes: a legend inside them, as wide as its title, hid the curves' points
+    ax.legend(
+        fontsize=7, title=title, title_fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.15)
+    )
     return ax
 
 
