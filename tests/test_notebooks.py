@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from src.utils import runs
 from src.utils.errors import UserInputError
@@ -67,7 +68,7 @@ def test_learning_curves_of_runs_without_the_metric_say_so(log_dir: Path) -> Non
     assert not any("paths.log_dir" in label for label in labels), labels
     assert f"paths.log_dir={log_dir}" in ax.get_legend().get_title().get_text()  # shared: once
     # classification runs never logged val/r2: an error naming it, not an empty plot
-    with pytest.raises(UserInputError, match="none of the 3 runs logged val/r2"):
+    with pytest.raises(UserInputError, match="none of the 3 runs has val/r2 in a CSV log"):
         runs.plot_learning_curves(run_dirs, metric="val/r2")
 
 
@@ -205,6 +206,32 @@ def test_inspect_runs_notebook(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     )  # fmt: skip
     figure = html.split("Plotly.newPlot(", 1)[1]  # the figure, after plotly.js itself
     assert "#440154" in figure and "rgb(247.0, 251.0, 255.0)" not in figure  # viridis, no white
+
+
+def test_inspect_runs_notebook_without_a_csv_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh logs/ (no run yet) stopped the notebook with KeyError: 'multirun'; logs of
+    logger=tensorboard runs only stopped it at the learning curves, with a UserInputError
+    saying the runs logged no val/acc (they did, to TensorBoard), and the cells after it
+    never ran. Now each says what is missing and the notebook runs to its end."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text = text_of(execute("inspect_runs.ipynb", {"LOG_DIR": str(empty)}, monkeypatch))
+    assert f"0 runs under {empty}" in text
+    assert "no learning curves: no finished training run logged val/acc" in text
+    assert "no multirun yet" in text and "no MLflow database" in text
+    logs = tmp_path / "tensorboard"
+    done = run_cli(
+        "train.py", f"paths.log_dir={logs}", "trainer.max_epochs=1", "logger=tensorboard", *QUIET
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = text_of(execute("inspect_runs.ipynb", {"LOG_DIR": str(logs)}, monkeypatch))
+    assert f"1 runs under {logs}" in text
+    assert "none of the latest 1 finished runs has val/acc in a CSV log" in text
+    assert "no multirun yet" in text
+    with pytest.raises(CellExecutionError, match="no finished training run under"):
+        execute("inspect_model.ipynb", {"LOG_DIR": str(empty), "RUN_DIR": ""}, monkeypatch)
 
 
 def test_parallel_coordinate_lines_follow_the_objective_in_viridis() -> None:

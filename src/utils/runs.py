@@ -109,8 +109,14 @@ def run_label(run_dir: str | Path, width: int = 60, leave_out: Any = ()) -> str:
 
 
 def list_runs(log_dir: str | Path = "logs") -> pd.DataFrame:
-    """All runs under ``log_dir`` as a table, one row each (see ``run_summary``)."""
-    return pd.DataFrame([run_summary(run) for run in find_runs(log_dir)])
+    """All runs under ``log_dir`` as a table, one row each (see ``run_summary``); no run
+    yet (a fresh ``logs/``): no row, but the identity columns, so a notebook's
+    ``table["multirun"]`` selects nothing instead of failing."""
+    rows = [run_summary(run) for run in find_runs(log_dir)]
+    if not rows:
+        columns = ["run_dir", "task", "multirun", "experiment", "overrides", "tags", "status"]
+        return pd.DataFrame(columns=columns).astype({"multirun": bool})
+    return pd.DataFrame(rows)
 
 
 def multirun_table(multirun_dir: str | Path, metric: str | None = None) -> pd.DataFrame:
@@ -248,8 +254,10 @@ def plot_learning_curves(run_dirs: list[str | Path], metric: str = "val/acc", ax
             curves[run] = history[["epoch", metric]].dropna().groupby("epoch")[metric].last()
     if not curves:
         raise UserInputError(
-            f"none of the {len(run_dirs)} runs logged {metric}: pass runs that did, or the "
-            "metric they logged (val/acc for classification, val/r2 regression, val/score VIMH)."
+            f"none of the {len(run_dirs)} runs has {metric} in a CSV log (logger=csv or "
+            "many_loggers writes one; tensorboard, mlflow or wandb alone do not): pass runs "
+            "that have, or the metric they logged (val/acc for classification, val/r2 "
+            "regression, val/score VIMH)."
         )
     left_out = [run for run in run_dirs if run not in curves]
     if left_out:
