@@ -155,6 +155,20 @@ def test_a_tools_output_inside_a_run_is_listed_as_derived(tmp_path: Path) -> Non
     ]  # fmt: skip
 
 
+def test_a_finders_run_is_listed_under_its_task(tmp_path: Path) -> None:
+    """lr_find.yaml names its task ``${find}_find``: Hydra saves the config unresolved, and
+    the runs table showed the task as ``${find}_find``, not lr_find."""
+    done = run_cli(
+        "tools/find_lr_batch_size.py",
+        f"paths.log_dir={tmp_path}",
+        "lr_find.num_training=20",
+        "extras.print_config=false",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = runs.list_runs(tmp_path).to_dict("records")
+    assert row["task"] == "lr_find" and row["status"] == "finished"
+
+
 def test_failed_run_is_marked_failed(tmp_path: Path) -> None:
     done = run_cli(
         "train.py",

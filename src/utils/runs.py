@@ -71,7 +71,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     derived = outer is not None and not status
     row: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "task": _task_of(outer) if derived else config.get("task_name"),
+        "task": _task_of(outer) if derived else _task_name(config),
         "multirun": "multiruns" in run_dir.parts,
         "experiment": experiment,
         "overrides": " ".join(overrides),
@@ -92,8 +92,23 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     return row
 
 
+def _task_name(config: dict[str, Any]) -> str | None:
+    """The config's ``task_name`` resolved: Hydra saves the config unresolved, and a tool's
+    ``task_name: ${find}_find`` (lr_find.yaml) showed as written; as written where it does
+    not resolve outside the run (``${hydra:...}``)."""
+    from omegaconf import OmegaConf
+
+    task = config.get("task_name")
+    if not isinstance(task, str) or "${" not in task:
+        return task
+    resolved = OmegaConf.select(
+        OmegaConf.create(config), "task_name", throw_on_resolution_failure=False
+    )
+    return resolved if resolved is not None else task
+
+
 def _task_of(run_dir: Path) -> str | None:
-    return yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()).get("task_name")
+    return _task_name(yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()))
 
 
 def _cut(text: str, width: int) -> str:
