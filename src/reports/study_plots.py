@@ -136,6 +136,9 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
         figures["intermediate_values"] = figure
     for name, figure in figures.items():
         figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")
+        # log axes (lr, weight decay) in powers of ten: plotly's SI prefixes read "100µ"
+        figure.update_xaxes(exponentformat="power", selector={"type": "log"})
+        figure.update_yaxes(exponentformat="power", selector={"type": "log"})
     return figures
 
 

@@ -112,3 +112,15 @@ def test_a_parameter_of_one_value_is_no_contour_and_no_warning(study: optuna.Stu
     titles = {figure.layout[k].title.text for k in figure.layout if k.startswith("xaxis")}
     titles.discard(None)  # the panels inside the matrix carry no title
     assert titles == {"model.optimizer.lr", "model.net.lin1_size", "model.net.lin2_size"}
+
+
+def test_log_axes_read_in_powers_of_ten(study: optuna.Study) -> None:
+    """Plotly labels a log axis with SI prefixes: a learning rate or weight decay of 1e-4
+    read "100µ" on the slice and contour plots."""
+    figures = plots(study, ["val/acc_best"], seed=0, ranked=False)
+    for name in ("slice", "contour"):
+        layout = figures[name].layout
+        axes = [layout[k] for k in layout if re.fullmatch(r"[xy]axis\d*", k)]
+        logs = [axis for axis in axes if axis.type == "log"]
+        assert logs, name  # model.optimizer.lr is searched on a log scale
+        assert all(axis.exponentformat == "power" for axis in logs), name
