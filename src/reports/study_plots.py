@@ -89,6 +89,19 @@ def readable_slice(figure: Any, colorscale: str = "Viridis") -> Any:
     return figure
 
 
+def seen_pareto_front(figure: Any, start: float = 0.5) -> Any:
+    """Optuna's Pareto front with its colour scales (trial number: reds on the front, blues
+    behind it) cut at ``start``: both ran from white, and trial 0 was a white dot on the
+    pale panel. The rest of each scale is stretched over the trials; the hues stay apart."""
+    for trace in figure.data:
+        scale = trace.marker.colorscale if trace.type == "scatter" else None
+        if scale:
+            kept = [(at, colour) for at, colour in scale if at >= start]
+            first = kept[0][0]  # a plotly scale runs from 0 to 1
+            trace.marker.colorscale = [((at - first) / (1 - first), c) for at, c in kept]
+    return figure
+
+
 def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, Any]:
     """The plotly figures of the report, by file name (without ``.html``); ``ranked``:
     importances can be computed (2 complete trials or more)."""
@@ -108,7 +121,9 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
     varied = sorted(p for p in searched if len({repr(t.params.get(p)) for t in complete}) > 1)
     figures = {}
     if len(names) > 1 and len(names) <= 3:
-        figures["pareto_front"] = vis.plot_pareto_front(study, target_names=names)
+        figures["pareto_front"] = seen_pareto_front(
+            vis.plot_pareto_front(study, target_names=names)
+        )
     for name, target, suffix in targets(names):
         on = {"target": target, "target_name": name}
         figures[f"optimization_history{suffix}"] = vis.plot_optimization_history(study, **on)

@@ -124,3 +124,21 @@ def test_log_axes_read_in_powers_of_ten(study: optuna.Study) -> None:
         logs = [axis for axis in axes if axis.type == "log"]
         assert logs, name  # model.optimizer.lr is searched on a log scale
         assert all(axis.exponentformat == "power" for axis in logs), name
+
+
+def test_the_pareto_front_shows_every_trial_on_the_page() -> None:
+    """Optuna colours the Pareto front's trials by number on scales from white (reds on
+    the front, blues behind it): trial 0 was a white dot on the pale panel."""
+    pareto = optuna.create_study(study_name="p", directions=["maximize", "minimize"])
+    x = FloatDistribution(0, 1)
+    for i, values in enumerate([(0.5, 10.0), (0.9, 20.0), (0.4, 30.0), (0.95, 40.0), (0.3, 5.0)]):
+        pareto.add_trial(create_trial(params={"x": i / 5}, distributions={"x": x}, values=values))
+    figure = plots(pareto, ["val/acc_best", "model/params/total"], seed=0, ranked=False)[
+        "pareto_front"
+    ]
+    scales = [t.marker.colorscale for t in figure.data if t.type == "scatter"]
+    assert len(scales) == 2 and scales[0] != scales[1]  # the front and the rest apart
+    for scale in scales:
+        assert scale[0][0] == 0 and scale[-1][0] == 1
+        for _, colour in scale:  # the lightest is still seen on plotly's pale grey panel
+            assert sum(rgb(colour)) < 600, scale
