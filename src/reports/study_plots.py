@@ -124,9 +124,13 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
         figures["pareto_front"] = seen_pareto_front(
             vis.plot_pareto_front(study, target_names=names)
         )
+    # whole trials only (plotly's own ticks for 4 trials were 0, 0.5, 1, ..., 3)
+    last_trial = max((t.number for t in study.get_trials(deepcopy=False)), default=0)
     for name, target, suffix in targets(names):
         on = {"target": target, "target_name": name}
-        figures[f"optimization_history{suffix}"] = vis.plot_optimization_history(study, **on)
+        history = vis.plot_optimization_history(study, **on)
+        history.update_xaxes(tick0=0, dtick=max(1, math.ceil(last_trial / 10)))
+        figures[f"optimization_history{suffix}"] = history
         if ranked:
             evaluator = FanovaImportanceEvaluator(seed=seed)
             figures[f"param_importances{suffix}"] = vis.plot_param_importances(

@@ -74,6 +74,14 @@ def test_epochs_are_whole_numbers(study: optuna.Study) -> None:
     assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 0
 
 
+def test_trials_are_whole_numbers(study: optuna.Study) -> None:
+    """4 trials had plotly's ticks 0, 0.5, 1, ..., 3 on the optimization history: there is
+    no trial 0.5."""
+    figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["optimization_history"]
+    assert figure.layout.xaxis.title.text == "Trial"
+    assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 0
+
+
 def test_slice_shows_choices_as_written_and_every_trial_on_the_page(study: optuna.Study) -> None:
     """Optuna's slice plot wrote a categorical parameter's choices as Python reprs ('adam',
     'sgd', quotes and all) and coloured the trials on a scale from white: trial 0 was a white
