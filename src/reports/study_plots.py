@@ -152,6 +152,15 @@ def plots(study: Any, names: list[str], seed: int, ranked: bool) -> dict[str, An
         # whole epochs only (plotly's own ticks for 3 epochs were 0, 0.5, 1, 1.5, 2)
         last = max((max(t.intermediate_values, default=0) for t in study.trials), default=0)
         figure.update_xaxes(tick0=0, dtick=max(1, math.ceil(last / 10)))
+        # Optuna hides the legend: a line per trial in plotly's ten colours over again, told
+        # apart only by hovering; name each line's trial, and say which were pruned
+        pruned = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))}
+        for trace in figure.data:
+            number = re.fullmatch(r"Trial(\d+)", trace.name or "")
+            if number:
+                n = int(number.group(1))
+                trace.name = f"trial {n}" + (" (pruned)" if n in pruned else "")
+        figure.update_layout(showlegend=True)
         figures["intermediate_values"] = figure
     for name, figure in figures.items():
         figure.update_layout(title=f"{study.study_name}: {figure.layout.title.text or name}")

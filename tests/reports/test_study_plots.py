@@ -74,6 +74,21 @@ def test_epochs_are_whole_numbers(study: optuna.Study) -> None:
     assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 0
 
 
+def test_each_trials_epochs_are_named_in_a_legend(study: optuna.Study) -> None:
+    """Optuna hides the intermediate values' legend: a line per trial, in plotly's ten
+    colours over again, and no way to tell which trial a line is (or that it was pruned)
+    but hovering over it."""
+    pruned = create_trial(
+        params=study.trials[0].params, distributions=SPACE, intermediate_values={0: 0.05},
+        state=TrialState.PRUNED,
+    )  # fmt: skip
+    study.add_trial(pruned)
+    figure = plots(study, ["val/acc_best"], seed=0, ranked=False)["intermediate_values"]
+    assert figure.layout.showlegend is True
+    names = [t.name for t in figure.data]
+    assert names == [f"trial {i}" for i in range(8)] + ["trial 8 (pruned)"], names
+
+
 def test_trials_are_whole_numbers(study: optuna.Study) -> None:
     """4 trials had plotly's ticks 0, 0.5, 1, ..., 3 on the optimization history: there is
     no trial 0.5."""
