@@ -356,6 +356,31 @@ def test_inspect_model_notebook_for_every_task(task, task_runs, tmp_path, monkey
 
 
 @pytest.mark.slow
+def test_inspect_models_confusion_matrix_names_the_head_and_its_scale(
+    task_runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notebook's confusion matrix of a head with more than 20 classes (note_number:
+    49) had no numbers in its cells and no colour bar: shades of counts without a scale;
+    its axes read "True label" and "Predicted label", not the head."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run = task_runs["multihead"]
+    monkeypatch.setenv("LOG_DIR", str(run.parents[2]))
+    monkeypatch.setenv("RUN_DIR", str(run))
+    monkeypatch.chdir(ROOT / "notebooks")
+    book = nbformat.read(ROOT / "notebooks" / "inspect_model.ipynb", as_version=4)
+    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    namespace: dict = {}
+    exec("\n".join(code[:3]), namespace)  # noqa: S102 - the project's own notebook
+    ax, count = namespace["ax"], namespace["count"]
+    assert count > 20 and not ax.texts  # too many classes to write each cell's count
+    assert len(ax.figure.axes) == 2  # the matrix and its colour bar
+    assert ax.figure.axes[1].get_ylabel() == "test samples"
+    assert ax.get_xlabel() == "predicted note_number" and ax.get_ylabel() == "true note_number"
+
+
+@pytest.mark.slow
 def test_notebook_screenshots(log_dir: Path, tmp_path: Path, monkeypatch) -> None:
     book = execute("inspect_runs.ipynb", {"LOG_DIR": str(log_dir)}, monkeypatch)
     html = "\n".join(
