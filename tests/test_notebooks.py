@@ -318,12 +318,13 @@ def screenshot(book: nbformat.NotebookNode, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def task_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One regression run (diabetes) and one multihead VIMH run (an ordinal pitch head, a
-    regression velocity head)."""
+    """One regression run (diabetes), one of two targets (signals: frequency and damping)
+    and one multihead VIMH run (an ordinal pitch head, a regression velocity head)."""
     logs = tmp_path_factory.mktemp("task_logs")
     found = {}
     for task, overrides in (
         ("regression", ["experiment=diabetes_mlp", "trainer.max_epochs=3"]),
+        ("two_targets", ["experiment=signals_cnn1d", "trainer.max_epochs=1"]),
         ("multihead", ["experiment=vimh_cnn", "trainer.max_epochs=2",
                        "+data.head_kinds={note_number: ordinal}",
                        *vimh_overrides(logs / "data", 300)]),
@@ -378,6 +379,32 @@ def test_inspect_models_confusion_matrix_names_the_head_and_its_scale(
     assert len(ax.figure.axes) == 2  # the matrix and its colour bar
     assert ax.figure.axes[1].get_ylabel() == "test samples"
     assert ax.get_xlabel() == "predicted note_number" and ax.get_ylabel() == "true note_number"
+
+
+@pytest.mark.slow
+def test_the_regression_panels_titles_do_not_overlap(
+    task_runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each panel of predicted against true was titled with its MAE and the checkpoint:
+    two targets side by side (signals: frequency, damping), the titles ran into each other
+    ("...epoch 1)amping: MAE..."). The checkpoint is named once, above them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run = task_runs["two_targets"]
+    monkeypatch.setenv("LOG_DIR", str(run.parents[2]))
+    monkeypatch.setenv("RUN_DIR", str(run))
+    monkeypatch.chdir(ROOT / "notebooks")
+    book = nbformat.read(ROOT / "notebooks" / "inspect_model.ipynb", as_version=4)
+    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    namespace: dict = {}
+    exec("\n".join(code[:4]), namespace)  # noqa: S102 - the project's own notebook
+    figure, (left, right) = namespace["fig"], namespace["axes"][0]
+    figure.canvas.draw()
+    boxes = [ax.title.get_window_extent() for ax in (left, right)]
+    assert not boxes[0].overlaps(boxes[1]), [left.get_title(), right.get_title()]
+    assert left.get_title().startswith("frequency: MAE")
+    assert namespace["CKPT"] in figure.get_suptitle()
 
 
 @pytest.mark.slow
