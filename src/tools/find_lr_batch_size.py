@@ -111,9 +111,11 @@ def suggest_lr(
     return float(np.asarray(lrs, dtype=float)[min(slopes, key=slopes.get)]), curve
 
 
-def plot_lr_curve(
-    lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, window: float, path: Path
-) -> None:
+def lr_figure(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, window: float) -> Any:
+    """The loss against the learning rate: each step's loss, the smoothed curve and the
+    suggestion. The y axis holds every step's loss but those above the descent (the
+    divergence after the smoothed minimum would squash the rest); the legend is below the
+    axes, off the curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,11 +127,28 @@ def plot_lr_curve(
     if lr is not None:
         ax.axvline(lr, color="C3", ls="--", label=f"steepest descent: {lr:.3g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="LR range test")
-    finite = curve[np.isfinite(curve)]
-    if len(finite):  # the divergence tail would squash the interesting part
-        top = min(np.nanmax(raw[np.isfinite(raw)]), finite[0] * 1.5)
-        ax.set_ylim(finite.min() * 0.9, max(top, finite.min()))
-    ax.legend()
+    raw, curve = np.asarray(raw, dtype=float), np.asarray(curve, dtype=float)
+    if np.isfinite(curve).any():
+        # from below every step's loss; from above the losses up to the smoothed minimum,
+        # the noisy descent, not the divergence after it (the limits were 0.9x the smoothed
+        # minimum, which cut off the lowest steps, and 1.5x its start, the noise above it)
+        descent = slice(0, int(np.nanargmin(curve)) + 1)
+        below = np.concatenate([raw, curve])
+        above = np.concatenate([raw[descent], curve[descent]])
+        low, high = float(np.nanmin(below)), float(np.nanmax(above))
+        margin = 0.05 * (high - low) or 0.05 * abs(high) or 0.05
+        ax.set_ylim(low - margin, high + margin)
+    # below the axes: inside them (matplotlib's "best" place) it covered the noisy losses
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.15), fontsize=8)
+    return fig
+
+
+def plot_lr_curve(
+    lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, window: float, path: Path
+) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = lr_figure(lrs, raw, curve, lr, window)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.tools.find_lr_batch_size import search, suggest_lr, unsmooth
+from src.tools.find_lr_batch_size import lr_figure, search, suggest_lr, unsmooth
 from src.train import train
 from tests.conftest import compose_config
 
@@ -29,6 +29,29 @@ def test_lr_finder_writes_plot_json_and_override(tmp_path: Path, capsys) -> None
     # the smoothed curve follows the losses, not some steps behind them (a running mean's
     # lags: Lightning's, beta 0.98, by the 20 steps this looks at and more)
     assert abs(shift(report["smoothed"], report["loss"])) <= 1
+
+
+def test_the_plot_shows_every_step_of_the_descent_and_its_legend_off_the_curves(
+    tmp_path: Path,
+) -> None:
+    """The diabetes regression's losses are noisy: the y axis (0.9x the smoothed minimum to
+    1.5x its start) cut off the lowest steps and the noise above the start, and the legend,
+    inside the axes, lay over the losses."""
+    cfg = compose_config(
+        "lr_find.yaml", ["experiment=diabetes_mlp", "extras.print_config=false"], tmp_path
+    )
+    search(cfg)
+    report = json.loads((tmp_path / "lr_find.json").read_text())
+    raw = np.asarray(report["loss"], dtype=float)
+    curve = np.asarray(report["smoothed"], dtype=float)
+    figure = lr_figure(report["lr"], raw, curve, report["suggestion"], 0.5)
+    (ax,) = figure.axes
+    bottom, top = ax.get_ylim()
+    descent = raw[: int(np.nanargmin(curve)) + 1]
+    assert bottom <= np.nanmin(raw) and top >= np.nanmax(descent), (bottom, top)
+    figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert not legend.overlaps(ax.get_window_extent())
 
 
 def test_lr_finder_with_the_same_seed_finds_the_same_curve(tmp_path: Path) -> None:
