@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -123,6 +124,21 @@ def test_confusion_matrix_and_sample_grid(tmp_path: Path, monkeypatch) -> None:
     events = sorted((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
     assert any(b"confusion_matrix_test" in e.read_bytes() for e in events)
     assert float(run["metrics"]["test/acc"]) > 0.8
+
+
+def test_figure_callbacks_on_a_regression_say_they_draw_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The diabetes regression has no class heads: the confusion matrix and the sample grid
+    drew nothing and said nothing, and the user looked for figures/ in vain. Each now says
+    so, once."""
+    with caplog.at_level(logging.WARNING):
+        run_with(tmp_path, "confusion_matrix", "sample_grid", extra=("experiment=diabetes_mlp",))
+    said = [r.getMessage() for r in caplog.records if "draws nothing" in r.getMessage()]
+    assert len(said) == 2, said  # once each, not once per batch or epoch
+    assert "ConfusionMatrix draws nothing: RegressionModule" in said[0]
+    assert "callbacks.sample_grid=null" in said[1]
+    assert not (tmp_path / "figures").exists()
 
 
 def test_confusion_matrix_counts_every_sample_once() -> None:

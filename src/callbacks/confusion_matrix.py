@@ -9,6 +9,9 @@ from lightning import Callback, LightningModule, Trainer
 
 from src.data.components.class_labels import class_labels
 from src.utils.figures import log_figure, tick_spacing, weights_shown
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
 
 
 class ConfusionMatrix(Callback):
@@ -32,9 +35,19 @@ class ConfusionMatrix(Callback):
     def __init__(self, stages: tuple[str, ...] = ("val", "test")) -> None:
         self.stages = tuple(stages)
         self.counts: dict[str, torch.Tensor] = {}
+        self.said_classless = False
 
     def _update(self, pl_module: LightningModule, outputs: dict[str, Any]) -> None:
         heads = pl_module.class_predictions(outputs["outputs"], outputs["targets"])
+        if not heads and not self.said_classless:
+            # a regression task: the callback draws nothing, which left the user looking
+            # for figures that never came; say so once
+            self.said_classless = True
+            log.warning(
+                f"ConfusionMatrix draws nothing: {type(pl_module).__name__}'s task has no "
+                "classification head (its class_predictions are empty). Remove the callback "
+                "(callbacks.confusion_matrix=null)."
+            )
         for head, (predicted, true, num_classes) in heads.items():
             pairs = true.long() * num_classes + predicted.long()
             counts = torch.bincount(pairs.cpu(), minlength=num_classes**2)

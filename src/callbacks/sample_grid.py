@@ -10,6 +10,9 @@ from lightning import Callback, LightningModule, Trainer
 
 from src.data.components.class_labels import class_labels
 from src.utils.figures import log_figure, weights_shown
+from src.utils.logging_utils import RankedLogger
+
+log = RankedLogger(__name__)
 
 
 class SampleGrid(Callback):
@@ -35,6 +38,7 @@ class SampleGrid(Callback):
         self.labels: list[tuple[int, int]] = []
         self.head = ""
         self.num_classes = 0
+        self.said_classless = False
 
     def on_test_batch_end(
         self,
@@ -47,6 +51,13 @@ class SampleGrid(Callback):
     ) -> None:
         missing = self.num_samples - len(self.labels)
         heads = pl_module.class_predictions(outputs["outputs"], outputs["targets"])
+        if not heads and not self.said_classless:  # a regression: no grid, and a word why
+            self.said_classless = True
+            log.warning(
+                f"SampleGrid draws nothing: {type(pl_module).__name__}'s task has no "
+                "classification head to title the samples with. Remove the callback "
+                "(callbacks.sample_grid=null)."
+            )
         if missing <= 0 or not heads:
             return
         self.head, (predicted, true, self.num_classes) = next(iter(heads.items()))
