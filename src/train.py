@@ -96,6 +96,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @entry_point("train.yaml")  # config checks, extras, one message for a user error: utils/entry_point
 def main(cfg: DictConfig) -> float | list[float] | None:
+    from src.callbacks.optimized_metric import fit_free
     from src.utils.errors import MetricNotLoggedError
     from src.utils.loggers import report_optimized_metric
     from src.utils.logging_utils import count_parameters
@@ -106,12 +107,21 @@ def main(cfg: DictConfig) -> float | list[float] | None:
         metric_dict, objects = train(cfg)
     # the parameter counts can be objectives too: optimized_metric=[val/acc_best, model/params/total]
     objectives = {**metric_dict, **count_parameters(objects["model"])}
+    metric = cfg.get("optimized_metric")
+    if not cfg.get("train") and not fit_free(metric):
+        # train=false only tests: no validation ran, so the default val/..._best has no
+        # value (it failed a run that had tested its checkpoint); test/ metrics still count
+        log.info(
+            f"train=false: no validation ran, so optimized_metric={metric} has no value "
+            "(to sweep over tested checkpoints: optimized_metric=test/acc)"
+        )
+        metric = None
     try:
-        value = get_metric_value(objectives, cfg.get("optimized_metric"))
+        value = get_metric_value(objectives, metric)
     except MetricNotLoggedError as error:  # the run trained, but it failed its sweep
         mark_failed(cfg.paths.output_dir, error)
         raise
-    report_optimized_metric(objects["trainer"], objectives, cfg.get("optimized_metric"))
+    report_optimized_metric(objects["trainer"], objectives, metric)
     print_summary(metric_dict, cfg.paths.output_dir)
     return value
 

@@ -4,6 +4,7 @@ and every kind of bad input (one clear message, exit status 1, nothing changed).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -86,6 +87,37 @@ def test_eval_from_ckpt_path(cnn_run, tmp_path: Path) -> None:
     # the log says whose data and model: the ones configured here, not the checkpoint's
     said = done.stdout + done.stderr
     assert f"Evaluating {best} with the data and model configured here" in said
+
+
+def test_train_false_tests_a_checkpoint_and_succeeds(cnn_run, tmp_path: Path) -> None:
+    """LHT's ``train=false ckpt_path=<ckpt>`` (train.yaml: "only test"): it tested the
+    checkpoint, then exited 1 because the default optimized_metric (val/acc_best) needs
+    a validation that a test-only run never does, and marked the run failed."""
+    run_dir, trained = cnn_run
+    best = next((run_dir / "checkpoints").glob("epoch_*.ckpt"))
+    done = run_cli(
+        "train.py",
+        "model=cnn",
+        "train=false",
+        f"ckpt_path={best}",
+        f"paths.log_dir={tmp_path}",
+        *FAST[1:],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert test_metrics(done.stdout) == pytest.approx(trained, abs=1e-4)
+    status = json.loads((run_directory(done.stdout) / "run_status.json").read_text())
+    assert status["status"] == "finished", status
+    # a misspelt test metric still fails: only the metrics of fit are excused
+    done = run_cli(
+        "train.py",
+        "model=cnn",
+        "train=false",
+        f"ckpt_path={best}",
+        "optimized_metric=test/acx",
+        f"paths.log_dir={tmp_path}",
+        *FAST[1:],
+    )
+    assert_clear_failure(done, "optimized_metric=test/acx")
 
 
 def assert_clear_failure(done, *phrases: str) -> None:

@@ -26,6 +26,13 @@ from src.utils.errors import MetricNotLoggedError
 AFTER_FIT = ("test/", "model/params/")
 
 
+def fit_free(names: str | Sequence[str] | None) -> bool:
+    """Whether a run that does not fit (``train=false``) can have every metric ``names``
+    names: test metrics and parameter counts only (or no names at all)."""
+    names = [names] if isinstance(names, str) else list(names or [])
+    return all(name.startswith(AFTER_FIT) for name in names)
+
+
 class OptimizedMetricCheck(Callback):
     """Raise ``MetricNotLoggedError`` once a validated epoch has passed without ``names``.
 
