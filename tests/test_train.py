@@ -149,7 +149,8 @@ def test_train_and_test_metrics_pass_the_early_optimized_metric_check(tmp_path: 
 
 def test_train_false_tests_the_checkpoint_given(tmp_path: Path) -> None:
     """``train=false ckpt_path=<ckpt>`` (train.yaml: "only test") tests that checkpoint's
-    weights: it tested a freshly initialised model (test/acc near 0.1)."""
+    weights: it tested a freshly initialised model (test/acc near 0.1). It writes no
+    checkpoint: it linked the tested run's best one into its own checkpoints/."""
     cfg = compose_config("train.yaml", ["trainer.max_epochs=2"], tmp_path / "a")
     trained, objects = train(cfg)
     best = objects["trainer"].checkpoint_callback.best_model_path
@@ -157,3 +158,6 @@ def test_train_false_tests_the_checkpoint_given(tmp_path: Path) -> None:
     tested, _ = train(cfg)
     assert float(trained["test/acc"]) > 0.9
     assert float(tested["test/acc"]) == pytest.approx(float(trained["test/acc"]))
+    # nothing was trained here: the earlier run's best checkpoint was not linked into this
+    # run's checkpoints/ (a resume's carry-over), as if this run had written it
+    assert not list((tmp_path / "b").glob("checkpoints/*.ckpt"))

@@ -152,9 +152,19 @@ class RunCheckpoint(FixedStateKey, ModelCheckpoint):
                 f"{trainer.global_step}: resume point saved to {self.last_model_path}"
             )
 
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._fitting = stage == "fit"
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved_dir = state_dict.get("dirpath")
-        if self.dirpath and saved_dir and str(saved_dir) != str(self.dirpath):
+        moved = self.dirpath and saved_dir and str(saved_dir) != str(self.dirpath)
+        if moved and not getattr(self, "_fitting", True):
+            # trainer.test restores callbacks from its ckpt_path too: testing another run's
+            # checkpoint (train=false) trains no epochs to compare with its best, and keeps
+            # this run's own record (it linked that run's best into this checkpoints/)
+            return
+        if moved:
             state_dict = self._carried_over(state_dict)
         super().load_state_dict(state_dict)
 
