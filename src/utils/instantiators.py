@@ -21,8 +21,8 @@ log = RankedLogger(__name__)
 
 
 NONE_CONFIGURED = {
-    "callbacks": "No callbacks configured (callbacks: null): Lightning's defaults only "
-    "(checkpoint, progress bar, model summary, unless the trainer turns them off).",
+    "callbacks": "No callbacks configured (callbacks: null): Lightning's default checkpoint, "
+    "our progress bar and model summary (unless the trainer turns them off).",
     "loggers": "No loggers configured (logger: null): no metric history is written (the "
     "final metrics are in run_status.json).",
 }
@@ -136,6 +136,21 @@ def default_model_summary(callbacks: list[Callback], trainer_cfg: DictConfig) ->
     return [ModelSummary(max_depth=1)]
 
 
+def default_progress_bar(callbacks: list[Callback], trainer_cfg: DictConfig) -> list[Callback]:
+    """Our bar where a run configures none (``callbacks=null``, the debug configs,
+    ``callbacks=none``): Lightning's default wrapped the metrics between a name and its
+    value in a log file and showed each epoch the previous one's ``train/loss``
+    (src/callbacks/progress_bar.py)."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from src.callbacks.progress_bar import RichProgressBar
+
+    wanted = trainer_cfg.get("enable_progress_bar", True) is not False
+    if not wanted or any(isinstance(c, ProgressBar) for c in callbacks):
+        return []
+    return [RichProgressBar()]
+
+
 def instantiate_run(cfg: DictConfig, more_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Data module, model, callbacks, loggers and trainer of a run, in that order;
     ``more_callbacks`` are the entry point's own (src/train.py's metric check)."""
@@ -146,6 +161,7 @@ def instantiate_run(cfg: DictConfig, more_callbacks: Sequence[Callback] = ()) ->
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # a job of an Optuna sweep reports to its trial
     callbacks += default_model_summary(callbacks, cfg.trainer)
+    callbacks += default_progress_bar(callbacks, cfg.trainer)
     callbacks += more_callbacks
     loggers = instantiate_loggers(cfg.get("logger"))
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
