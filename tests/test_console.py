@@ -122,11 +122,14 @@ def test_progress_bar_in_a_log_file_shows_each_metric_on_one_line_and_current(
         metrics.append(line.strip())
     assert all(re.fullmatch(r"[\w/]+: \d+\.\d{3}", m) for m in metrics), metrics
     shown = dict(m.split(": ") for m in metrics)
-    assert set(shown) == {"val/loss", "val/acc", "val/acc_best", "train/loss"}
+    # LHT's bar: train/acc too (debug=overfit says to read it; it was on no bar or log)
+    assert set(shown) == {"val/loss", "val/acc", "val/acc_best", "train/loss", "train/acc"}
     (csv,) = tmp_path.glob("train/runs/*/csv/version_0/metrics.csv")
     logged = pd.read_csv(csv)
     train_loss = logged.dropna(subset=["train/loss"]).set_index("epoch")["train/loss"]
     assert shown["train/loss"] == f"{train_loss[1]:.3f}" != f"{train_loss[0]:.3f}"
+    train_acc = logged.dropna(subset=["train/acc"]).set_index("epoch")["train/acc"]
+    assert shown["train/acc"] == f"{train_acc[1]:.3f}"
     val_acc = logged.dropna(subset=["val/acc"]).set_index("epoch")["val/acc"]
     assert shown["val/acc"] == f"{val_acc[1]:.3f}"
 

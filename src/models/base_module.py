@@ -233,8 +233,9 @@ class BaseLitModule(LightningModule):
             # processes' means (sync_dist) is the mean over all samples
             loss = totals.total / totals.samples
             self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
-        # torchmetrics has synced its states already: the reduction changes nothing
-        self.log_dict(values, prog_bar=stage != "train", sync_dist=True)
+        # torchmetrics has synced its states already: the reduction changes nothing. On the
+        # bar as in LHT: train/acc is what debug=overfit tells you to read
+        self.log_dict(values, prog_bar=True, sync_dist=True)
         metrics.reset()
         if totals is not None and totals.samples > 0:
             values[f"{stage}/loss"] = loss  # this process's mean: enough to track a best
