@@ -34,7 +34,7 @@ $(UV_PRIVATE):
 	evimhr compare-architectures ca predict merge-lora fuse data-vimh data-simple-saw data-moog-basic data-moog-envelope bench-vimh \
 	train-quick-convnext tqcn t train-mps trainmps tmps train-cnn trc train-vit-small trvs train-convnext-small trcns \
 	experiment-vimh-16k evimh16k experiment-vimh-stk evimhstk data-stk data-moog-resonance data-clean dclean tensorboard tb \
-	activate deactivate diagram-text td diagram-graph tds diagram-all tda diagram-compare tdss graphviz
+	activate deactivate a d sync sy test-full ta c cl diagram-text td diagram-graph tds diagram-all tda diagram-compare tdss graphviz
 
 help: ## Show every target with its description
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -58,6 +58,10 @@ test: .venv/.synced graphviz ## Run the fast tests (not marked slow; installs Gr
 
 test-all: .venv/.synced graphviz ## Run every test, the slow ones too
 	$(PYTEST)
+
+test-full: test-all ## Shortcut for test-all (LHT's name)
+
+ta: test-all ## Shortcut for test-all (NSMT)
 
 test-slow: .venv/.synced graphviz ## Run only the slow tests (CI runs them after the fast ones)
 	$(PYTEST) -m slow
@@ -306,6 +310,19 @@ activate: ## Print the line that activates .venv in your shell, and an alias for
 deactivate: ## Print how to leave the activated .venv (NSMT's make d)
 	@echo "deactivate    (alias: alias d='deactivate'; tcsh: alias d 'deactivate')"
 
+a: activate ## Shortcut for activate (NSMT)
+
+d: deactivate ## Shortcut for deactivate (NSMT)
+
+# LHT's and NSMT's: your branch gets the upstream main's changes (a template's copy keeps
+# the template as origin, or as the remote you name: make sync REMOTE=upstream)
+REMOTE ?= origin
+sync: ## Merge the main branch into your current branch: git pull, then git pull origin main (LHT; REMOTE=upstream)
+	git pull
+	git pull $(REMOTE) main
+
+sy: sync ## Shortcut for sync (NSMT)
+
 compare-architectures: .venv/.synced ## CNN vs ViT vs ConvNeXt, 3 epochs each: params, acc/MAE, time (make ca)
 	$(UVRUN) python benchmarks/compare_architectures.py $(ARGS)
 
@@ -319,6 +336,10 @@ list-configs: ## List every option of every config group
 
 clean: ## Remove caches and build leftovers (keeps .venv, data and logs)
 	find . -path ./.venv -prune -o -type d \( -name __pycache__ -o -name .pytest_cache -o -name .ruff_cache \) -print0 | xargs -0 rm -rf
+
+c: clean ## Shortcut for clean (NSMT)
+
+cl: clean-logs ## Shortcut for clean-logs (NSMT)
 
 clean-logs: ## Delete every run under logs/ (asks nothing: it is what it says)
 	rm -rf logs/*

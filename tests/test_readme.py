@@ -97,6 +97,29 @@ def test_every_readme_make_target_exists() -> None:
     )
 
 
+# the make targets LHT's and NSMT's Makefiles taught their users, and what each one runs here
+LHT_NSMT_TARGETS = {
+    "help": "help", "clean": "clean", "clean-logs": "clean-logs", "format": "format",
+    "sync": "sync", "test": "test", "test-full": "test-all", "train": "train",
+    "a": "activate", "d": "deactivate", "c": "clean", "cl": "clean-logs", "sy": "sync",
+    "t": "test", "ta": "test-all", "tb": "tensorboard", "dclean": "data-clean",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(LHT_NSMT_TARGETS))
+def test_lht_and_nsmt_make_targets_run_what_they_ran_there(name: str) -> None:
+    """`make test-full`, `make sync` (LHT) and `make a`, `make d`, `make sy`, `make ta`
+    (NSMT; `make help` named `make a` and `make d`) stopped with "No rule to make target"."""
+
+    def dry_run(target: str) -> subprocess.CompletedProcess:
+        command = ["make", "-n", "--no-print-directory", target]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+
+    done, same = dry_run(name), dry_run(LHT_NSMT_TARGETS[name])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == same.stdout and done.stdout.strip()
+
+
 def test_make_help_lists_every_described_target_in_one_column() -> None:
     """`make help` (README: "prints them all") shows each `## ` target once, and every
     description starts in the same column however long the longest target name is."""
