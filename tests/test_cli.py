@@ -127,6 +127,14 @@ def assert_clear_failure(done, *phrases: str) -> None:
         assert phrase in done.stderr, (phrase, done.stderr[-2000:])
 
 
+def test_eval_without_a_model_makes_no_run(tmp_path: Path) -> None:
+    """``python src/eval.py`` alone (LHT's eval.yaml required ckpt_path): one message, and
+    no run directory; it printed the config tree and left an empty run in logs/eval/."""
+    done = run_cli("eval.py", f"paths.log_dir={tmp_path}")
+    assert_clear_failure(done, "run_dir=<training run> or ckpt_path=<file.ckpt>")
+    assert not (tmp_path / "eval").exists(), sorted(tmp_path.rglob("*"))
+
+
 def test_bad_ckpt_path_is_one_clear_message(tmp_path: Path) -> None:
     missing = tmp_path / "nope.ckpt"
     done = run_cli("eval.py", f"ckpt_path={missing}", f"paths.log_dir={tmp_path}")

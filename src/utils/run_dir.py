@@ -188,7 +188,11 @@ def joins_rank_zero(run_dir: Path) -> bool:
 
 def _config_problem(config: DictConfig) -> str | None:
     """What ``src.utils.config_checks`` finds wrong in a config that runs a trainer (the
-    entry point checks the same again, for the jobs of a multirun)."""
+    entry point checks the same again, for the jobs of a multirun), or a tool that needs
+    a trained model given none (``python src/eval.py`` alone left an empty eval run)."""
+    if "run_dir" in config and "ckpt_path" in config:  # eval.py, predict.py: a trained model
+        if not config.get("run_dir") and not config.get("ckpt_path"):
+            return "Give the model: run_dir=<training run> or ckpt_path=<file.ckpt>."
     if "trainer" not in config:
         return None
     from src.utils.config_checks import check_config
