@@ -70,6 +70,19 @@ def test_every_debug_config_on_digits(debug, data_dirs, tmp_path) -> None:  # no
     assert "test/acc" in metrics
 
 
+def test_a_logger_given_with_a_debug_config_is_kept(tmp_path: Path) -> None:
+    """``debug=overfit logger=csv`` (to read train/acc epoch by epoch): the debug configs'
+    ``logger: null`` dropped the logger asked for, without a word."""
+    cfg = compose_config("train.yaml", ["debug=limit"], tmp_path / "alone")
+    assert not cfg.logger  # a debug run logs nowhere unless asked
+    cfg = compose_config("train.yaml", ["debug=limit", "logger=csv"], tmp_path)
+    metrics, objects = train(cfg)
+    assert [type(lg).__name__ for lg in objects["logger"]] == ["CSVLogger"]
+    logged = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+    assert "train/acc" in logged[0].split(",") and len(logged) > 3  # 3 epochs of rows
+    assert objects["trainer"].max_epochs == 3  # still debug=limit
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("debug", [d for d in DEBUGS if d != "fdr"])
 @pytest.mark.parametrize("data", [d for d in PAIRS if d != "digits"])
