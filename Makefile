@@ -335,7 +335,7 @@ list-configs: ## List every option of every config group
 	done
 
 clean: ## Remove caches and build leftovers (keeps .venv, data and logs)
-	find . -path ./.venv -prune -o -type d \( -name __pycache__ -o -name .pytest_cache -o -name .ruff_cache \) -print0 | xargs -0 rm -rf
+	find . \( -path ./.venv -o -path ./.venv-uv \) -prune -o -type d \( -name __pycache__ -o -name .pytest_cache -o -name .ruff_cache \) -print0 | xargs -0 rm -rf
 
 c: clean ## Shortcut for clean (NSMT)
 
