@@ -283,7 +283,10 @@ def test_experiment_yaml_composes_like_its_overrides(tmp_path: Path) -> None:
     (tmp_path / "experiment").mkdir()
     text = experiment_yaml(overrides, groups, ["a test"])
     (tmp_path / "experiment" / "mine.yaml").write_text(text)
-    composed = compose_train(["experiment=mine", f"hydra.searchpath=[file://{tmp_path}]"])
+    assert "pass it too: ~logger" in text  # as the YAML says: ~logger goes on the line
+    composed = compose_train(
+        ["experiment=mine", "~logger", f"hydra.searchpath=[file://{tmp_path}]"]
+    )
     assert job_part(composed) == job_part(line)
     assert composed.trainer.gradient_clip_val == 0.5 and composed.get("logger") is None
 
