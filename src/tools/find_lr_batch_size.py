@@ -111,7 +111,30 @@ def suggest_lr(
     return float(np.asarray(lrs, dtype=float)[min(slopes, key=slopes.get)]), curve
 
 
-def lr_figure(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, window: float) -> Any:
+def searched(objects: dict[str, Any]) -> str:
+    """What the range test ran on, for the plot's title (``LR range test`` alone named
+    neither): the experiment, or the model and data choices, and the batch size."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    if choices.get("experiment"):
+        what = f"experiment={choices['experiment']}"
+    else:
+        model = choices.get("model") or type(objects["model"]).__name__
+        data = choices.get("data") or type(objects["datamodule"]).__name__
+        what = f"model={model} data={data}"
+    batch_size = getattr(objects["datamodule"], "batch_size", None)
+    return what + (f", batch size {batch_size}" if batch_size else "")
+
+
+def lr_figure(
+    lrs: Any,
+    raw: np.ndarray,
+    curve: np.ndarray,
+    lr: float | None,
+    window: float,
+    title: str = "LR range test",
+) -> Any:
     """The loss against the learning rate: each step's loss, the smoothed curve and the
     suggestion. The y axis holds every step's loss but those above the descent (the
     divergence after the smoothed minimum would squash the rest); the legend is below the
@@ -126,7 +149,7 @@ def lr_figure(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, wi
     ax.plot(lrs, curve, color="C0", label=f"smoothed: centred mean, {window:g} decades wide")
     if lr is not None:
         ax.axvline(lr, color="C3", ls="--", label=f"steepest descent: {lr:.3g}")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="LR range test")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
     raw, curve = np.asarray(raw, dtype=float), np.asarray(curve, dtype=float)
     if np.isfinite(curve).any():
         # from below every step's loss; from above the losses up to the smoothed minimum,
@@ -144,11 +167,17 @@ def lr_figure(lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, wi
 
 
 def plot_lr_curve(
-    lrs: Any, raw: np.ndarray, curve: np.ndarray, lr: float | None, window: float, path: Path
+    lrs: Any,
+    raw: np.ndarray,
+    curve: np.ndarray,
+    lr: float | None,
+    window: float,
+    path: Path,
+    title: str,
 ) -> None:
     import matplotlib.pyplot as plt
 
-    fig = lr_figure(lrs, raw, curve, lr, window)
+    fig = lr_figure(lrs, raw, curve, lr, window, title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
@@ -165,12 +194,15 @@ def find_lr(cfg: DictConfig, objects: dict[str, Any], out: Path) -> dict[str, An
         lrs, raw, diverge_threshold=cfg.lr_find.get("early_stop_threshold"), **cfg.lr_suggest
     )
     report: dict[str, Any] = {
+        "searched": searched(objects),
         "lr": lrs,
         "loss": [float(v) for v in raw],
         "smoothed": [float(v) for v in curve],
         "suggestion": suggestion,
     }
-    plot_lr_curve(lrs, raw, curve, suggestion, cfg.lr_suggest.window, out / "lr_find.png")
+    title = f"LR range test: {report['searched']}"
+    plot_lr_curve(lrs, raw, curve, suggestion, cfg.lr_suggest.window, out / "lr_find.png", title)
+    print(f"Plot: {out / 'lr_find.png'}")
     if suggestion is None:
         finite = int(np.isfinite(curve).sum())
         report["why_none"] = (
@@ -226,6 +258,14 @@ def search(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True)
+    if cfg.find == "lr":
+        from omegaconf import open_dict
+
+        # the range test runs lr_find.num_training steps (Lightning sets max_steps), but an
+        # epoch limit stopped it sooner: trainer.max_epochs=1 on the digits (45 batches of
+        # 32) ended the range at 1e-4 and suggested 2.4e-05 from that stub
+        with open_dict(cfg):
+            cfg.trainer.max_epochs = -1
     objects = instantiate_run(cfg)
     out = Path(cfg.paths.output_dir)
     if cfg.find == "lr":

@@ -25,10 +25,23 @@ def test_lr_finder_writes_plot_json_and_override(tmp_path: Path, capsys) -> None
     assert 1e-6 <= report["suggestion"] <= 1.0
     with Image.open(tmp_path / "lr_find.png") as plot:
         assert plot.size[0] > 300
-    assert f"model.optimizer.lr={report['suggestion']:.3g}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"model.optimizer.lr={report['suggestion']:.3g}" in printed
+    assert f"Plot: {tmp_path / 'lr_find.png'}" in printed
+    # the plot's title names what was searched (it read "LR range test" alone)
+    assert report["searched"] == "model=mlp data=digits, batch size 32"
     # the smoothed curve follows the losses, not some steps behind them (a running mean's
     # lags: Lightning's, beta 0.98, by the 20 steps this looks at and more)
     assert abs(shift(report["smoothed"], report["loss"])) <= 1
+
+
+def test_the_range_test_runs_its_steps_whatever_the_epoch_limit(tmp_path: Path) -> None:
+    """trainer.max_epochs=1 on the digits (45 batches of 32) stopped the range at its 45th
+    step, and the suggestion came from that stub of the curve."""
+    overrides = ["trainer.max_epochs=1", "lr_find.num_training=80", "lr_find.max_lr=0.01"]
+    search(compose_config("lr_find.yaml", overrides, tmp_path))
+    report = json.loads((tmp_path / "lr_find.json").read_text())
+    assert len(report["lr"]) == 80 and report["lr"][-1] == pytest.approx(0.01, rel=0.01)
 
 
 def test_the_plot_shows_every_step_of_the_descent_and_its_legend_off_the_curves(
