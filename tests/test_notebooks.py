@@ -125,12 +125,7 @@ def test_learning_curves_name_the_runs_left_out_and_the_title_counts_the_lines(
     said = capsys.readouterr().out
     assert "left out 1 of the 2 runs" in said and str(without) in said and "logger=csv" in said
     # the notebook's cells up to its learning curves, run here to read the plot's title
-    monkeypatch.setenv("LOG_DIR", str(logs))
-    monkeypatch.chdir(ROOT / "notebooks")
-    book = nbformat.read(ROOT / "notebooks" / "inspect_runs.ipynb", as_version=4)
-    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
-    namespace: dict = {}
-    exec("\n".join(code[:3]), namespace)  # noqa: S102 - the project's own notebook
+    namespace = first_cells("inspect_runs.ipynb", 3, {"LOG_DIR": str(logs)}, monkeypatch)
     assert namespace["ax"].get_title() == "val/acc: 1 of the latest 2 finished runs"
     assert "left out 1 of the 2 runs" in capsys.readouterr().out
 
@@ -197,6 +192,24 @@ def execute(
         resources={"metadata": {"path": str(ROOT / "notebooks")}},
     ).execute()
     return book
+
+
+def first_cells(
+    notebook: str, count: int, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict:
+    """The namespace after the notebook's first ``count`` code cells, run in this process
+    (to read its matplotlib objects: axes, titles, labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(ROOT / "notebooks")
+    book = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
+    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    namespace: dict = {}
+    exec("\n".join(code[:count]), namespace)  # noqa: S102 - the project's own notebook
+    return namespace
 
 
 def text_of(book: nbformat.NotebookNode) -> str:
@@ -363,17 +376,9 @@ def test_inspect_models_confusion_matrix_names_the_head_and_its_scale(
     """The notebook's confusion matrix of a head with more than 20 classes (note_number:
     49) had no numbers in its cells and no colour bar: shades of counts without a scale;
     its axes read "True label" and "Predicted label", not the head."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     run = task_runs["multihead"]
-    monkeypatch.setenv("LOG_DIR", str(run.parents[2]))
-    monkeypatch.setenv("RUN_DIR", str(run))
-    monkeypatch.chdir(ROOT / "notebooks")
-    book = nbformat.read(ROOT / "notebooks" / "inspect_model.ipynb", as_version=4)
-    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
-    namespace: dict = {}
-    exec("\n".join(code[:3]), namespace)  # noqa: S102 - the project's own notebook
+    env = {"LOG_DIR": str(run.parents[2]), "RUN_DIR": str(run)}
+    namespace = first_cells("inspect_model.ipynb", 3, env, monkeypatch)
     ax, count = namespace["ax"], namespace["count"]
     assert count > 20 and not ax.texts  # too many classes to write each cell's count
     assert len(ax.figure.axes) == 2  # the matrix and its colour bar
@@ -388,17 +393,9 @@ def test_the_regression_panels_titles_do_not_overlap(
     """Each panel of predicted against true was titled with its MAE and the checkpoint:
     two targets side by side (signals: frequency, damping), the titles ran into each other
     ("...epoch 1)amping: MAE..."). The checkpoint is named once, above them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     run = task_runs["two_targets"]
-    monkeypatch.setenv("LOG_DIR", str(run.parents[2]))
-    monkeypatch.setenv("RUN_DIR", str(run))
-    monkeypatch.chdir(ROOT / "notebooks")
-    book = nbformat.read(ROOT / "notebooks" / "inspect_model.ipynb", as_version=4)
-    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
-    namespace: dict = {}
-    exec("\n".join(code[:4]), namespace)  # noqa: S102 - the project's own notebook
+    env = {"LOG_DIR": str(run.parents[2]), "RUN_DIR": str(run)}
+    namespace = first_cells("inspect_model.ipynb", 4, env, monkeypatch)
     figure, (left, right) = namespace["fig"], namespace["axes"][0]
     figure.canvas.draw()
     boxes = [ax.title.get_window_extent() for ax in (left, right)]
